@@ -1,0 +1,137 @@
+"""CspladeEncoder: an encoder card made runnable (tokenize -> model -> top-k -> ints -> terms).
+
+This is the one place that builds models from cards; the Pyserini encoder classes, the CLIs, the demo and the
+tests all go through it.
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from .modeling.backbone import (BaseModelError, load_causal_lm, load_tokenizer, pick_device, resolve_base,
+                                weights_sha256)
+from .modeling.card import CARD_FILE, CardError, EncoderCard
+from .modeling.head import DEFAULT_CHUNK_TOKENS
+from .modeling.model import CspladeModel
+from .paths import encoders_dir
+from .sparse import quantize
+
+DEFAULT_ENCODER = "smollm2-135m-causal-base"
+SIDES = ("query", "passage")
+
+
+class EncoderNotFoundError(ValueError):
+    pass
+
+
+def available_encoders() -> list[str]:
+    d = encoders_dir()
+    return sorted(p.parent.name for p in d.glob(f"*/{CARD_FILE}")) if d.exists() else []
+
+
+def resolve_card(name_or_path: str | None) -> EncoderCard:
+    """An encoder card from a name under encoders/, a directory holding card.json, or a plain HF checkpoint."""
+    name_or_path = name_or_path or DEFAULT_ENCODER
+    p = Path(name_or_path).expanduser()
+    if (p / CARD_FILE).exists() or (p.is_file() and p.name == CARD_FILE):
+        return EncoderCard.load(p)
+    named = encoders_dir() / name_or_path / CARD_FILE
+    if named.exists():
+        return EncoderCard.load(named)
+    if (p / "config.json").exists():
+        return EncoderCard(name=p.name, base_model=str(p))
+    raise EncoderNotFoundError(
+        f"unknown encoder {name_or_path!r}: not a name under {encoders_dir()} "
+        f"(available: {', '.join(available_encoders()) or 'none'}), nor a directory with {CARD_FILE} or config.json")
+
+
+class CspladeEncoder:
+    """Runs an encoder card. ``encode(texts, side)`` -> list of {term: int}; counts land in ``self.stats``."""
+
+    def __init__(self, card: EncoderCard, model: CspladeModel, batch_size: int = 32):
+        self.card = card
+        self.model = model
+        self.batch_size = batch_size
+        self.stats: Counter = Counter()
+
+    @classmethod
+    def load(cls, encoder: str | EncoderCard | None = None, device: str | None = None, dtype: str | None = None,
+             batch_size: int = 32, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, **card_overrides) -> "CspladeEncoder":
+        card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
+        card = card.with_overrides(dtype=dtype, **card_overrides)
+        device = pick_device(device)
+        if device == "cpu" and card.dtype == "float16":
+            print("[csplade] float16 is slow or unsupported on CPU; using bfloat16", file=sys.stderr)
+            card = card.with_overrides(dtype="bfloat16")
+        base = resolve_base(card.base_model)
+        tokenizer = load_tokenizer(base)
+        lm = load_causal_lm(base, card.dtype, device)
+        adapter = card.adapter_path()
+        if adapter is not None:
+            lm = attach_adapter(lm, adapter, card, base)
+        model = CspladeModel(lm, tokenizer, card.variant, chunk_tokens).to(device).eval()
+        return cls(card, model, batch_size)
+
+    # -- encoding -------------------------------------------------------------------------------------------
+    def settings(self, side: str):
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+        c = self.card
+        if side == "query":
+            return c.query_prefix, c.query_max_length, c.query_top_k
+        return c.passage_prefix, c.passage_max_length, c.passage_top_k
+
+    @torch.inference_mode()
+    def encode_ids(self, texts: list[str], side: str = "passage", max_length: int | None = None,
+                   batch_size: int | None = None, progress=None):
+        """Per text: (token ids, ints). Texts are bucketed by length (little padding); order is kept."""
+        prefix, default_len, top_k = self.settings(side)
+        max_length = max_length or default_len
+        batch_size = batch_size or self.batch_size
+        toks = self.model.token_lists(list(texts), prefix)
+        order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
+        out = [None] * len(toks)
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            feats = self.model.features([toks[i] for i in idx], max_length).to(self.model.device)
+            weights = self.model(feats.input_ids, feats.attention_mask, feats.pool_mask)
+            for i, vec in zip(idx, quantize(weights, self.card.quantization_scale, top_k)):
+                out[i] = vec
+            self.stats["texts"] += len(idx)
+            self.stats["truncated"] += feats.n_truncated
+            self.stats["empty_texts"] += feats.n_empty
+            self.stats["tokens"] += int(feats.attention_mask.sum())
+            if progress is not None:
+                progress(len(idx))
+        self.stats["empty_vectors"] += sum(1 for ids, _ in out if not ids)
+        return out
+
+    def encode(self, texts: list[str], side: str = "passage", **kw) -> list[dict[str, int]]:
+        terms = self.model.terms
+        return [{terms.term(i): q for i, q in zip(ids, ints)} for ids, ints in self.encode_ids(texts, side, **kw)]
+
+    def explain(self, text: str, side: str = "query", top: int = 30):
+        """(term, token id, int weight, float weight) for the text's top terms, as the index would store them."""
+        prefix, max_length, top_k = self.settings(side)
+        feats = self.model.features(self.model.token_lists([text], prefix), max_length).to(self.model.device)
+        with torch.inference_mode():
+            w = self.model(feats.input_ids, feats.attention_mask, feats.pool_mask)
+        ids, ints = quantize(w, self.card.quantization_scale, top_k)[0]
+        return [(self.model.terms.term(i), i, q, float(w[0, i])) for i, q in zip(ids[:top], ints[:top])], len(ids)
+
+
+def attach_adapter(lm, adapter: Path, card: EncoderCard, base: Path):
+    from peft import PeftModel
+
+    if not (adapter / "adapter_config.json").exists():
+        raise CardError(f"encoder card {card.path}: adapter directory {adapter} has no adapter_config.json")
+    if card.base_sha256:
+        got = weights_sha256(base)
+        if got != card.base_sha256:
+            raise BaseModelError(
+                f"encoder {card.name!r} was trained on base weights {card.base_sha256[:12]}…, but {base} has "
+                f"{got[:12]}…: the adapter does not belong to this base model")
+    return PeftModel.from_pretrained(lm, str(adapter)).merge_and_unload().eval()

