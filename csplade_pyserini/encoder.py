@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .modeling.backbone import (BaseModelError, load_causal_lm, load_tokenizer, pick_device, resolve_base,
-                                weights_sha256)
+                                resolve_dtype, weights_sha256)
 from .modeling.card import CARD_FILE, CardError, EncoderCard
 from .modeling.head import DEFAULT_CHUNK_TOKENS
 from .modeling.model import CspladeModel
@@ -63,9 +63,10 @@ class CspladeEncoder:
         card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
         card = card.with_overrides(dtype=dtype, **card_overrides)
         device = pick_device(device)
-        if device == "cpu" and card.dtype == "float16":
-            print("[csplade] float16 is slow or unsupported on CPU; using bfloat16", file=sys.stderr)
-            card = card.with_overrides(dtype="bfloat16")
+        run_dtype = resolve_dtype(card.dtype, device)
+        if run_dtype != card.dtype:
+            print(f"[csplade] {card.dtype} has no fast kernels on this CPU; running in {run_dtype}", file=sys.stderr)
+            card = card.with_overrides(dtype=run_dtype)
         base = resolve_base(card.base_model)
         tokenizer = load_tokenizer(base)
         lm = load_causal_lm(base, card.dtype, device)

@@ -1,0 +1,101 @@
+"""Reading and checking JSONL corpora before Pyserini's JsonlCollectionIterator loads them.
+
+Pyserini's iterator stops on the first bad line with a bare traceback (or not at all: a duplicate id is
+silently indexed twice). :func:`check_jsonl_corpus` reads every line once and raises :class:`CorpusError`
+naming the file, line and problem; counts come back for the encode summary.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ID_KEYS = ("id", "_id", "docid")
+
+
+class CorpusError(ValueError):
+    pass
+
+
+@dataclass
+class CorpusCheck:
+    files: list[str]
+    n_docs: int = 0
+    n_empty: int = 0
+    ids: list[str] = field(default_factory=list)
+
+
+def corpus_files(path: str | Path) -> list[str]:
+    """The files Pyserini's iterator reads: the file itself, or every file in the directory."""
+    path = Path(path)
+    if path.is_file():
+        return [str(path)]
+    if path.is_dir():
+        files = sorted(str(path / f) for f in os.listdir(path) if (path / f).is_file())
+        if not files:
+            raise CorpusError(f"corpus directory {path} holds no files")
+        return files
+    raise CorpusError(f"corpus not found: {path}")
+
+
+def doc_id(info: dict, docid_field: str | None):
+    if docid_field:
+        return info.get(docid_field)
+    for k in ID_KEYS:
+        if k in info:
+            return info[k]
+    return None
+
+
+def check_jsonl_corpus(path, fields=("text",), docid_field=None, delimiter="\n") -> CorpusCheck:
+    check = CorpusCheck(files=corpus_files(path))
+    seen: dict[str, str] = {}
+    for fname in check.files:
+        with open(fname, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                where = f"{fname}:{lineno}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise CorpusError(f"{where}: invalid UTF-8 at byte {e.start} of the line") from None
+                if not line.strip():
+                    raise CorpusError(f"{where}: blank line (one JSON object per line expected)")
+                try:
+                    info = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise CorpusError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+                if not isinstance(info, dict):
+                    raise CorpusError(f"{where}: expected a JSON object, got {type(info).__name__}")
+                _id = doc_id(info, docid_field)
+                if _id is None or (isinstance(_id, str) and not _id.strip()):
+                    keys = f"'{docid_field}'" if docid_field else " or ".join(f"'{k}'" for k in ID_KEYS)
+                    raise CorpusError(f"{where}: missing document id ({keys})")
+                if not isinstance(_id, (str, int)):
+                    raise CorpusError(f"{where}: document id must be a string or int, got {type(_id).__name__}")
+                _id = str(_id)
+                if any(c.isspace() for c in _id):
+                    raise CorpusError(f"{where}: document id {_id!r} contains whitespace (TREC runs split on it)")
+                if _id in seen:
+                    raise CorpusError(f"{where}: duplicate document id {_id!r} (first at {seen[_id]})")
+                seen[_id] = where
+                texts = _fields(info, fields, where)
+                if not any(t.strip() for t in texts):
+                    check.n_empty += 1
+                check.n_docs += 1
+                check.ids.append(_id)
+    return check
+
+
+def _fields(info: dict, fields, where: str) -> list[str]:
+    if all(f in info for f in fields):
+        vals = [info[f] for f in fields]
+    elif "contents" in info:
+        vals = [info["contents"]]
+    else:
+        missing = [f for f in fields if f not in info]
+        raise CorpusError(f"{where}: missing field(s) {missing} and no 'contents'")
+    for f, v in zip(fields, vals):
+        if v is not None and not isinstance(v, str):
+            raise CorpusError(f"{where}: field {f!r} must be a string, got {type(v).__name__}")
+    return [v or "" for v in vals]

@@ -1,0 +1,142 @@
+"""python -m csplade_pyserini.encode: a JSONL corpus -> Anserini JsonVectorCollection shards.
+
+Same argument groups and flag names as `python -m pyserini.encode`:
+
+    python -m csplade_pyserini.encode \\
+      input   --corpus corpus.jsonl --fields title text [--shard-id 0 --shard-num 1] \\
+      output  --embeddings runs/vectors \\
+      encoder --encoder smollm2-135m-causal-base --batch-size 32 --device auto
+
+Output lines are {"id", "contents", "vector": {term: int}}; index them with `python -m csplade_pyserini.index`
+or Anserini's IndexCollection (-collection JsonVectorCollection -impact -pretokenized).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+
+from .cli import UsageError, add_encoder_args, encoder_overrides, parse_grouped, run
+
+
+def build_groups() -> dict[str, argparse.ArgumentParser]:
+    i = argparse.ArgumentParser(prog="input", add_help=False)
+    i.add_argument("--corpus", required=True, help="JSONL file, or a directory of JSONL files (every file is read)")
+    i.add_argument("--fields", nargs="+", default=["text"],
+                   help="fields joined (in order, with a space) into the text; e.g. title text (default: text). "
+                        "Records without them may give 'contents' instead")
+    i.add_argument("--docid-field", default=None, help="id field if not id/_id/docid")
+    i.add_argument("--delimiter", default="\n", help="delimiter of fields inside 'contents' (default: newline)")
+    i.add_argument("--shard-id", type=int, default=0, help="0-based shard to encode (default: 0)")
+    i.add_argument("--shard-num", type=int, default=1, help="number of shards (default: 1)")
+    o = argparse.ArgumentParser(prog="output", add_help=False)
+    o.add_argument("--embeddings", required=True, help="output directory for the JsonVectorCollection shard(s)")
+    o.add_argument("--overwrite", action="store_true", help="replace an existing shard file")
+    e = add_encoder_args(argparse.ArgumentParser(prog="encoder", add_help=False), "passage")
+    e.add_argument("--fields", nargs="+", default=None, help="accepted for Pyserini compatibility (input --fields decides)")
+    return {"input": i, "output": o, "encoder": e}
+
+
+@contextlib.contextmanager
+def _quiet_pyserini_bars():
+    """Pyserini's iterator draws its own tqdm per batch; we draw one bar with docs/s and ETA instead."""
+    import pyserini.encode._base as base
+
+    saved = base.tqdm
+    base.tqdm = lambda it, *a, **k: it
+    try:
+        yield
+    finally:
+        base.tqdm = saved
+
+
+def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields=("text",), docid_field=None,
+                  delimiter="\n", shard_id=0, shard_num=1, batch_size=32, max_length=None, device="auto",
+                  fp16=False, overwrite=False, card_overrides=None, quiet=False) -> dict:
+    """Encode (one shard of) a corpus; returns the summary counts. Raises on any lost or duplicated document."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .corpus import check_jsonl_corpus
+    from .encoders import CspladeDocumentEncoder
+    from .writer import AtomicJsonlWriter, shard_filename, write_manifest
+    from pyserini.encode import JsonlCollectionIterator
+
+    if not 0 <= shard_id < shard_num:
+        raise UsageError(f"--shard-id must be in 0..{shard_num - 1}, got {shard_id}")
+    fields = list(fields)
+    check = check_jsonl_corpus(corpus, fields, docid_field, delimiter)
+    out = Path(embeddings)
+    target = out / shard_filename(shard_id, shard_num)
+    if target.exists() and not overwrite:
+        raise UsageError(f"output {target} exists (pass --overwrite to replace it)")
+    if shard_num == 1 and out.exists() and any(p != target for p in out.iterdir()):
+        raise UsageError(f"output directory {out} exists and is not empty")
+    size = check.n_docs // shard_num
+    start = shard_id * size
+    end = check.n_docs if shard_id == shard_num - 1 else start + size
+    n_in = end - start
+
+    enc = CspladeDocumentEncoder(encoder, device=device, fp16=fp16, batch_size=batch_size, **(card_overrides or {}))
+    card = enc.encoder.card
+    if not quiet:
+        print(f"[encode] {check.n_docs:,} docs in {len(check.files)} file(s); shard {shard_id}/{shard_num}: "
+              f"{n_in:,} docs -> {target}", file=sys.stderr)
+        print(f"[encode] encoder {card.name} ({card.variant}, max length {max_length or card.passage_max_length}, "
+              f"top-k {card.passage_top_k or 'all'}, scale {card.quantization_scale:g}) on "
+              f"{enc.encoder.model.device}", file=sys.stderr)
+    t0 = time.time()
+    writer = AtomicJsonlWriter(out, shard_id, shard_num)
+    with _quiet_pyserini_bars():
+        iterator = JsonlCollectionIterator(str(corpus), fields, docid_field, delimiter)
+        bar = tqdm(total=n_in, unit="doc", desc="encode", disable=quiet, dynamic_ncols=True, mininterval=2)
+        with writer, bar:
+            for batch in iterator(batch_size * 8, shard_id, shard_num):  # the encoder sub-batches by length
+                texts = batch[fields[-1]] if len(fields) > 1 else batch[fields[0]]
+                titles = batch[fields[0]] if len(fields) > 1 else None
+                if len(fields) > 2:  # join leading fields as the title
+                    titles = [" ".join(x for x in xs if x) for xs in zip(*(batch[f] for f in fields[:-1]))]
+                batch["vector"] = enc.encode(texts, titles=titles, max_length=max_length, progress=bar.update)
+                writer.write(batch, fields)
+                stats = enc.stats
+                bar.set_postfix(tok_s=f"{stats['tokens'] / max(time.time() - t0, 1e-9):,.0f}", refresh=False)
+    seconds = time.time() - t0
+    stats = dict(enc.stats)
+    if writer.n_written != n_in:
+        raise RuntimeError(f"document count mismatch: {n_in} in, {writer.n_written} written")
+    summary = {
+        "docs_in": n_in, "docs_out": writer.n_written, "empty_texts": stats.get("empty_texts", 0),
+        "empty_vectors": writer.n_placeholder, "truncated": stats.get("truncated", 0),
+        "tokens": stats.get("tokens", 0), "seconds": round(seconds, 2),
+        "docs_per_s": round(n_in / max(seconds, 1e-9), 2), "shard_id": shard_id, "shard_num": shard_num,
+        "encoder": card.to_dict(), "max_length": max_length or card.passage_max_length,
+    }
+    write_manifest(target, summary)
+    if not quiet:
+        print(f"[encode] done: {summary['docs_out']:,} docs out of {n_in:,} in | empty texts {summary['empty_texts']} "
+              f"(kept) | empty vectors {summary['empty_vectors']} (indexed with the placeholder term) | truncated "
+              f"{summary['truncated']} | {seconds:.1f} s, {summary['docs_per_s']:.1f} docs/s", file=sys.stderr)
+    return summary
+
+
+def _main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_grouped(build_groups(), argv, "python -m csplade_pyserini.encode", __doc__.split("\n\n", 1)[1])
+    for g in ("input", "output"):
+        if not any(a == g for a in argv):
+            raise UsageError(f"the {g!r} group is required (see --help)")
+    enc = args.encoder
+    return encode_corpus(
+        args.input.corpus, args.output.embeddings, enc.encoder, args.input.fields, args.input.docid_field,
+        args.input.delimiter.replace("\\n", "\n"), args.input.shard_id, args.input.shard_num, enc.batch_size,
+        enc.max_length, enc.device, enc.fp16, args.output.overwrite, encoder_overrides(enc, "passage"))
+
+
+def main(argv=None):
+    run(_main, argv, "csplade-encode")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Pyserini encoder classes for CSPLADE: pass them (objects, not names) to Pyserini's machinery.
+
+    from csplade_pyserini.encoders import CspladeQueryEncoder
+    from pyserini.search.lucene import LuceneImpactSearcher
+    searcher = LuceneImpactSearcher(index_dir, query_encoder=CspladeQueryEncoder("smollm2-135m-causal-base"), min_idf=-1)
+
+``min_idf=-1`` keeps query terms that occur in every document (Pyserini's default 0 drops them, so scores would
+no longer be the model's dot products).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import jvm
+
+jvm.bootstrap()  # pyserini.encode starts the JVM at import
+
+from pyserini.encode import DocumentEncoder, QueryEncoder  # noqa: E402
+
+from .encoder import CspladeEncoder  # noqa: E402
+from .modeling.card import EncoderCard  # noqa: E402
+
+
+def _join(title: str | None, text: str | None) -> str:
+    return " ".join(t.strip() for t in (title, text) if t and t.strip())
+
+
+class CspladeDocumentEncoder(DocumentEncoder):
+    """Pyserini ``DocumentEncoder``: ``encode(texts, titles=None, max_length=..., fp16=...)`` -> [{term: int}]."""
+
+    def __init__(self, model_name: str | EncoderCard | None = None, device: str | None = None,
+                 fp16: bool = False, batch_size: int = 32, encoder: CspladeEncoder | None = None, **card_overrides):
+        self.encoder = encoder or CspladeEncoder.load(model_name, device=device, dtype="float16" if fp16 else None,
+                                                      batch_size=batch_size, **card_overrides)
+
+    @property
+    def stats(self):
+        return self.encoder.stats
+
+    def encode(self, texts, titles=None, max_length: int | None = None, fp16: bool = False, progress=None,
+               **kwargs):
+        if titles is not None:
+            texts = [_join(ti, te) for ti, te in zip(titles, texts)]
+        else:
+            texts = [t or "" for t in texts]
+        return self.encoder.encode(texts, "passage", max_length=max_length, progress=progress)
+
+
+class CspladeQueryEncoder(QueryEncoder):
+    """Pyserini ``QueryEncoder``: ``encode(text)`` -> {term: int} (<= 1024 terms); ``encode_batch(texts)``.
+
+    Encoded queries are kept in a cache keyed by text; ``encode_batch`` fills it in batches so a following
+    ``LuceneImpactSearcher.batch_search`` finds every query already encoded. ``load_cache``/``save_cache`` read
+    and write the JSONL layout of Pyserini's ``CachedDataQueryEncoder`` ({"id", "contents", "vector"}).
+    """
+
+    def __init__(self, model_name: str | EncoderCard | None = None, device: str | None = None,
+                 fp16: bool = False, batch_size: int = 32, encoder: CspladeEncoder | None = None,
+                 encoded_queries: str | None = None, **card_overrides):
+        self.has_model = False
+        self.has_encoded_query = False
+        self.cache: dict[str, dict[str, int]] = {}
+        self._encoder = encoder
+        self._load_args = dict(encoder=model_name, device=device, dtype="float16" if fp16 else None,
+                               batch_size=batch_size, **card_overrides)
+        if encoded_queries:
+            self.load_cache(encoded_queries)
+
+    @property
+    def encoder(self) -> CspladeEncoder:
+        """The model, loaded on first use (a run served entirely from the cache never loads it)."""
+        if self._encoder is None:
+            self._encoder = CspladeEncoder.load(**self._load_args)
+        self.has_model = True
+        return self._encoder
+
+    def encode(self, text: str, **kwargs) -> dict[str, int]:
+        if text not in self.cache:
+            self.cache[text] = self.encoder.encode([text], "query")[0]
+        return self.cache[text]
+
+    def encode_batch(self, texts: list[str], progress=None) -> list[dict[str, int]]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if missing:
+            for t, v in zip(missing, self.encoder.encode(missing, "query", progress=progress)):
+                self.cache[t] = v
+        return [self.cache[t] for t in texts]
+
+    def load_cache(self, path: str | Path) -> int:
+        n = 0
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    self.cache[obj["contents"]] = {str(k): int(v) for k, v in obj["vector"].items()}
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                    raise ValueError(f"{path}:{lineno}: not an encoded query ({e.__class__.__name__}: {e})") from None
+                n += 1
+        self.has_encoded_query = True
+        return n
+
+    def save_cache(self, path: str | Path, topics: dict[str, str]) -> None:
+        tmp = Path(str(path) + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for qid, text in topics.items():
+                fh.write(json.dumps({"id": qid, "contents": text, "vector": self.cache[text]}, ensure_ascii=False) + "\n")
+        tmp.replace(path)

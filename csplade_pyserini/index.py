@@ -1,0 +1,129 @@
+"""python -m csplade_pyserini.index: JsonVectorCollection shards -> Lucene impact index (Anserini, via Pyserini).
+
+    python -m csplade_pyserini.index --input runs/vectors --index runs/index [--threads 2]
+
+Runs Anserini's IndexCollection with -collection JsonVectorCollection -impact -pretokenized, after checking the
+shards (manifests, document counts, duplicate ids), and checks afterwards that every document was indexed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from .cli import UsageError, ensure_empty_dir, run
+from . import jvm
+
+_ID = re.compile(r'^\{"id": ("(?:[^"\\]|\\.)*")')
+
+
+def _quiet_anserini():
+    from jnius import autoclass
+
+    level = autoclass("org.apache.logging.log4j.Level")
+    autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(level.WARN)
+
+
+def check_shards(input_dir: str | Path) -> int:
+    """Count documents in the collection directory; every shard must match its manifest, no id may repeat."""
+    from .writer import meta_dir
+
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise UsageError(f"index input {input_dir} is not a directory")
+    files = sorted(p for p in input_dir.rglob("*") if p.is_file())
+    if not files:
+        raise UsageError(f"index input {input_dir} holds no files")
+    seen: dict[str, str] = {}
+    total = 0
+    for f in files:
+        n = 0
+        with open(f, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                m = _ID.match(line)
+                try:
+                    docid = json.loads(m.group(1)) if m else str(json.loads(line)["id"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise UsageError(f"{f}:{lineno}: not a JsonVectorCollection record") from None
+                if docid in seen:
+                    raise UsageError(f"{f}:{lineno}: duplicate document id {docid!r} (first in {seen[docid]})")
+                seen[docid] = f"{f.name}:{lineno}"
+                n += 1
+        manifest = meta_dir(input_dir) / (f.name + ".json")
+        if manifest.exists():
+            expected = json.loads(manifest.read_text())["docs_out"]
+            if expected != n:
+                raise UsageError(f"{f}: {n} documents, but its manifest says {expected} (incomplete shard?)")
+        total += n
+    return total
+
+
+def build_impact_index(input_dir, index_dir, threads: int = 2, store_raw: bool = False, overwrite: bool = False,
+                       quiet: bool = False) -> dict:
+    n_docs = check_shards(input_dir)
+    ensure_empty_dir(index_dir, "index directory", overwrite)
+    args = ["-collection", "JsonVectorCollection", "-input", str(input_dir), "-index", str(index_dir),
+            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads), "-impact", "-pretokenized"]
+    if store_raw:
+        args.append("-storeRaw")
+    return _index(args, index_dir, n_docs, quiet)
+
+
+def build_bm25_index(input_dir, index_dir, threads: int = 2, overwrite: bool = False, quiet: bool = False) -> dict:
+    """A standard BM25 index (Anserini JsonCollection: {"id", "contents"}), for baselines."""
+    n_docs = sum(1 for f in Path(input_dir).rglob("*") if f.is_file() for line in open(f, encoding="utf-8")
+                 if line.strip())
+    ensure_empty_dir(index_dir, "index directory", overwrite)
+    args = ["-collection", "JsonCollection", "-input", str(input_dir), "-index", str(index_dir),
+            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads), "-storePositions",
+            "-storeDocvectors", "-storeRaw"]
+    return _index(args, index_dir, n_docs, quiet, allow_empty=True)
+
+
+def _index(args, index_dir, n_docs: int, quiet: bool, allow_empty: bool = False) -> dict:
+    jvm.bootstrap()
+    from jnius import autoclass
+
+    if quiet:
+        _quiet_anserini()
+    autoclass("io.anserini.index.IndexCollection").main(args)
+    from pyserini.index.lucene import LuceneIndexReader
+
+    stats = LuceneIndexReader(str(index_dir)).stats()
+    if stats["documents"] != n_docs and not allow_empty:
+        raise RuntimeError(f"{index_dir}: {stats['documents']} documents indexed of {n_docs} in the input")
+    size = sum(f.stat().st_size for f in Path(index_dir).rglob("*") if f.is_file())
+    return {"documents": stats["documents"], "input_documents": n_docs, "unique_terms": stats["unique_terms"],
+            "total_terms": stats["total_terms"], "bytes": size}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m csplade_pyserini.index", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", required=True, help="directory of JsonVectorCollection shards (from the encode CLI)")
+    p.add_argument("--index", required=True, help="output index directory (must be empty or absent)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="indexing threads (default: all cores)")
+    p.add_argument("--store-raw", action="store_true", help="store each record's raw JSON (bigger index)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty index directory")
+    return p
+
+
+def _main(argv=None):
+    args = build_parser().parse_args(argv)
+    info = build_impact_index(args.input, args.index, args.threads, args.store_raw, args.overwrite)
+    print(f"[index] {info['documents']:,} documents, {info['unique_terms']:,} terms, "
+          f"{info['bytes'] / 2**20:.1f} MiB -> {args.index}", file=sys.stderr)
+    return info
+
+
+def main(argv=None):
+    run(_main, argv, "csplade-index")
+
+
+if __name__ == "__main__":
+    main()

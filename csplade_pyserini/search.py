@@ -1,0 +1,117 @@
+"""python -m csplade_pyserini.search: encode topics with a CSPLADE encoder and search a Lucene impact index.
+
+    python -m csplade_pyserini.search --index runs/index --topics scifact-test \\
+        --encoder smollm2-135m-causal-base --output runs/run.txt [--hits 1000] [--threads 2]
+
+Queries are encoded in batches, then searched with Pyserini's LuceneImpactSearcher (multi-threaded). With
+--encoded-queries FILE, encoded queries are read from FILE when it exists and written to it otherwise (the JSONL
+layout of Pyserini's CachedDataQueryEncoder), so a run can be repeated without the model.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .cli import UsageError, add_encoder_args, encoder_overrides, run
+
+
+def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None, hits=1000, batch_size=32,
+                  threads=None, output_format="trec", remove_query=False, encoded_queries=None, device="auto",
+                  max_length=None, run_tag="csplade", card_overrides=None, query_encoder=None, quiet=False) -> dict:
+    """Search every topic; returns {qid: [(docid, score), ...]} and writes the run file if ``output`` is given."""
+    from tqdm import tqdm
+
+    from .encoders import CspladeQueryEncoder
+    from .topics import load_topics
+    from pyserini.search.lucene import LuceneImpactSearcher
+
+    topics = load_topics(topics) if isinstance(topics, str) else dict(topics)
+    if not Path(index).is_dir():
+        raise UsageError(f"index not found: {index}")
+    threads = threads or os.cpu_count() or 1
+    cache = Path(encoded_queries) if encoded_queries else None
+    qenc = query_encoder or CspladeQueryEncoder(encoder, device=device, batch_size=batch_size,
+                                                **(card_overrides or {}))
+    if max_length:
+        qenc._load_args["query_max_length"] = max_length
+    n_cached = qenc.load_cache(cache) if cache is not None and cache.exists() else 0
+    texts = list(topics.values())
+    t0 = time.time()
+    todo = [t for t in dict.fromkeys(texts) if t not in qenc.cache]
+    if todo:
+        with tqdm(total=len(todo), unit="query", desc="encode queries", disable=quiet, mininterval=1) as bar:
+            qenc.encode_batch(todo, progress=bar.update)
+    t_encode = time.time() - t0
+    if cache is not None and todo:
+        qenc.save_cache(cache, topics)
+    searcher = LuceneImpactSearcher(str(index), qenc, min_idf=-1)  # -1: keep terms found in every document
+    qids = list(topics)
+    results: dict[str, list[tuple[str, float]]] = {}
+    t1 = time.time()
+    step = 2048
+    for s in range(0, len(qids), step):
+        part = qids[s:s + step]
+        res = searcher.batch_search([topics[q] for q in part], part, k=hits + (1 if remove_query else 0),
+                                    threads=threads)
+        for q in part:
+            got = [(h.docid, float(h.score)) for h in res.get(q, [])]
+            if remove_query:
+                got = [(d, sc) for d, sc in got if d != q]
+            results[q] = got[:hits]
+    t_search = time.time() - t1
+    if output:
+        write_run(results, output, output_format, run_tag)
+    if not quiet:
+        print(f"[search] {len(qids)} queries ({n_cached} from cache): encode {t_encode:.1f} s, search {t_search:.1f} s"
+              f"{f' -> {output}' if output else ''}", file=sys.stderr)
+    return results
+
+
+def write_run(results: dict, output, output_format: str = "trec", tag: str = "csplade") -> None:
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for qid, hits in results.items():
+            for rank, (docid, score) in enumerate(hits, 1):
+                if output_format == "msmarco":
+                    fh.write(f"{qid}\t{docid}\t{rank}\n")
+                else:
+                    fh.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
+    tmp.replace(output)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m csplade_pyserini.search", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    p.add_argument("--index", required=True, help="Lucene impact index directory")
+    p.add_argument("--topics", required=True,
+                   help="topics file (TSV 'qid<TAB>text', .tsv.gz, JSONL) or name (scifact-test, vaswani, "
+                        "beir-v1.0.0-scifact-test, msmarco-passage-dev-subset, dl19-passage, dl20, ...)")
+    p.add_argument("--output", required=True, help="run file to write")
+    p.add_argument("--hits", type=int, default=1000, help="hits per query (default: 1000)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="search threads (default: all cores)")
+    p.add_argument("--output-format", choices=["trec", "msmarco"], default="trec")
+    p.add_argument("--remove-query", action="store_true", help="drop a hit whose docid equals the query id")
+    p.add_argument("--encoded-queries", default=None, help="JSONL query cache: read if it exists, else written")
+    p.add_argument("--run-tag", default="csplade", help="tag in the last column of a TREC run")
+    add_encoder_args(p, "query")
+    return p
+
+
+def _main(argv=None):
+    args = build_parser().parse_args(argv)
+    return search_topics(args.index, args.topics, args.encoder, args.output, args.hits, args.batch_size,
+                         args.threads, args.output_format, args.remove_query, args.encoded_queries, args.device,
+                         args.max_length, args.run_tag, encoder_overrides(args, "query"))
+
+
+def main(argv=None):
+    run(_main, argv, "csplade-search")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Writing JsonVectorCollection shards atomically, with a manifest of counts and a checksum.
+
+Anserini indexes *every* file under its input directory (any name, hidden sub-directories too), so the
+embeddings directory holds finished shards only: temporary files and manifests live in the sibling directory
+``<embeddings>.manifest/``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from . import jvm
+
+jvm.bootstrap()
+
+from pyserini.encode import JsonlRepresentationWriter  # noqa: E402
+
+from .terms import EMPTY_DOC_TERM  # noqa: E402
+
+
+def meta_dir(embeddings_dir) -> Path:
+    return Path(str(embeddings_dir).rstrip("/") + ".manifest")
+
+
+def shard_filename(shard_id: int, shard_num: int) -> str:
+    return "embeddings.jsonl" if shard_num == 1 else f"embeddings-{shard_id:03d}-of-{shard_num:03d}.jsonl"
+
+
+class AtomicJsonlWriter(JsonlRepresentationWriter):
+    """Pyserini's JSONL writer, writing to a temporary name renamed into place only when the shard completes.
+
+    Documents whose vector is empty get the placeholder term ``<csplade:empty>`` (weight 1): Anserini skips
+    documents without terms, and every document in must be a document out. They are counted.
+    """
+
+    def __init__(self, dir_path, shard_id: int = 0, shard_num: int = 1):
+        super().__init__(str(dir_path))
+        self.filename = shard_filename(shard_id, shard_num)
+        self.final = Path(dir_path) / self.filename
+        self.tmp = meta_dir(dir_path) / (self.filename + ".tmp")
+        self.n_written = 0
+        self.n_placeholder = 0
+
+    def __enter__(self):
+        os.makedirs(self.dir_path, exist_ok=True)
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.tmp, "w", encoding="utf-8")
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        self.file.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.final)
+
+    def write(self, batch_info, fields=None):
+        for i, vec in enumerate(batch_info["vector"]):
+            if not vec:
+                batch_info["vector"][i] = {EMPTY_DOC_TERM: 1}
+                self.n_placeholder += 1
+        super().write(batch_info, fields)
+        self.n_written += len(batch_info["id"])
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(shard: Path, info: dict) -> Path:
+    out = meta_dir(shard.parent) / (shard.name + ".json")
+    info = dict(info, file=shard.name, sha256=sha256_file(shard))
+    out.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    return out
