@@ -35,7 +35,7 @@ def test_corpus_errors_name_file_and_line(tmp_path, lines, message):
 
 def test_invalid_utf8_is_reported(tmp_path):
     p = _write(tmp_path, b'{"id": "1", "text": "ok"}\n{"id": "2", "text": "caf\xe9"}\n', raw=True)
-    with pytest.raises(CorpusError, match=r"c.jsonl:2: invalid UTF-8 at byte 26"):
+    with pytest.raises(CorpusError, match=r"c.jsonl:2: invalid UTF-8 at byte 24"):
         check_jsonl_corpus(p)
 
 

@@ -39,10 +39,8 @@ def test_scifact_slice_end_to_end(slice_dir, tmp_path):
     from pyserini.search.lucene import LuceneImpactSearcher
 
     vec = tmp_path / "vec"
-    with pytest.raises(SystemExit) as e:
-        encode_main(["input", "--corpus", str(slice_dir / "corpus.jsonl"), "--fields", "title", "text",
-                     "output", "--embeddings", str(vec), "encoder", "--batch-size", "8", "--device", "cpu"])
-    assert e.value.code in (None, 0)
+    encode_main(["input", "--corpus", str(slice_dir / "corpus.jsonl"), "--fields", "title", "text",
+                 "output", "--embeddings", str(vec), "encoder", "--batch-size", "8", "--device", "cpu"])
     recs = [json.loads(line) for line in open(vec / "embeddings.jsonl")]
     n_docs = N_DOCS + 1
     assert len(recs) == n_docs and recs[-1]["id"] == "empty-doc"

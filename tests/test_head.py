@@ -47,28 +47,33 @@ def test_chunked_head_equals_naive_gradients(chunk):
 
 
 def test_chunked_head_gradcheck():
-    hidden, mask, head = _inputs(seed=2, b=2, l=4, h=3, v=6)
+    hidden, mask, head = _inputs(seed=2, b=3, l=4, h=3, v=6)
+    mask[1] = True  # gradcheck needs finite outputs everywhere
     flat = mask.reshape(-1)
-    rows = torch.arange(2).repeat_interleave(4)[flat]
-    tokens = hidden.reshape(8, 3)[flat].clone().requires_grad_(True)
+    rows = torch.arange(3).repeat_interleave(4)[flat]
+    tokens = hidden.reshape(12, 3)[flat].clone().requires_grad_(True)
     w = head.weight.detach().clone().requires_grad_(True)
     b = head.bias.detach().clone().requires_grad_(True)
-    torch.autograd.gradcheck(lambda t, w_, b_: ChunkedMaxLogits.apply(t, w_, b_, rows, 2, 2).clamp_min(-1e3),
+    torch.autograd.gradcheck(lambda t, w_, b_: ChunkedMaxLogits.apply(t, w_, b_, rows, 3, 2),
                              (tokens, w, b))
 
 
-def test_head_memory_is_bounded_by_chunk():
-    """Only chunk x V logits exist at once: the peak extra allocation does not grow with B x L."""
-    import tracemalloc  # noqa: F401  (CPU allocations of torch are not traced; use the profiler's view instead)
+def test_head_never_materialises_more_than_a_chunk(monkeypatch):
+    """Every LM-head matmul sees at most chunk positions, forward and backward: at most chunk x V logits exist."""
+    from csplade_pyserini.modeling import head as head_mod
 
+    shapes = []
+    real = head_mod._linear
+
+    def spy(x, w, b, dtype):
+        out = real(x, w, b, dtype)
+        shapes.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(head_mod, "_linear", spy)
     hidden, mask, head = _inputs(b=16, l=64, h=8, v=4000, bias=False)
-    mask[:] = True
-    with torch.profiler.profile(profile_memory=True, activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        SparsePooling(32)(hidden, mask, head)
-    peak_chunked = max(e.cpu_memory_usage for e in prof.key_averages())
-    with torch.profiler.profile(profile_memory=True, activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        naive_sparse_pooling(head(hidden), mask)
-    peak_naive = max(e.cpu_memory_usage for e in prof.key_averages())
-    full = 16 * 64 * 4000 * 8  # B x L x V float64 bytes
-    assert peak_naive >= full
-    assert peak_chunked < full / 8
+    hidden.requires_grad_(True)
+    SparsePooling(32)(hidden, mask, head).sum().backward()
+    n_pooled = int(mask.sum())
+    assert shapes and max(s[0] for s in shapes) <= 32 and all(s[1] == 4000 for s in shapes)
+    assert sum(s[0] for s in shapes) == 2 * n_pooled  # each pooled position: once forward, once recomputed
