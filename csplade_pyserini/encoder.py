@@ -70,9 +70,8 @@ class CspladeEncoder:
         base = resolve_base(card.base_model)
         tokenizer = load_tokenizer(base)
         lm = load_causal_lm(base, card.dtype, device)
-        adapter = card.adapter_path()
-        if adapter is not None:
-            lm = attach_adapter(lm, adapter, card, base)
+        if card.adapter_paths():
+            lm = attach_adapters(lm, card, base)
         model = CspladeModel(lm, tokenizer, card.variant, chunk_tokens).to(device).eval()
         return cls(card, model, batch_size)
 
@@ -124,15 +123,20 @@ class CspladeEncoder:
         return [(self.model.terms.term(i), i, q, float(w[0, i])) for i, q in zip(ids[:top], ints[:top])], len(ids)
 
 
-def attach_adapter(lm, adapter: Path, card: EncoderCard, base: Path):
+def attach_adapters(lm, card: EncoderCard, base: Path):
+    """Merge the card's LoRA adapters (safetensors only) into the base, after checking the base's checksum."""
     from peft import PeftModel
 
-    if not (adapter / "adapter_config.json").exists():
-        raise CardError(f"encoder card {card.path}: adapter directory {adapter} has no adapter_config.json")
+    for adapter in card.adapter_paths():
+        if not (adapter / "adapter_config.json").exists() or not (adapter / "adapter_model.safetensors").exists():
+            raise CardError(f"encoder card {card.path}: {adapter} needs adapter_config.json and "
+                            f"adapter_model.safetensors")
     if card.base_sha256:
         got = weights_sha256(base)
         if got != card.base_sha256:
             raise BaseModelError(
                 f"encoder {card.name!r} was trained on base weights {card.base_sha256[:12]}…, but {base} has "
                 f"{got[:12]}…: the adapter does not belong to this base model")
-    return PeftModel.from_pretrained(lm, str(adapter)).merge_and_unload().eval()
+    for adapter in card.adapter_paths():
+        lm = PeftModel.from_pretrained(lm, str(adapter)).merge_and_unload()
+    return lm.eval()

@@ -31,7 +31,7 @@ class EncoderCard:
     quantization_scale: float = 100.0  # index int = round(weight * scale); ints that round to 0 are dropped
     query_top_k: int = 1024  # Lucene impact queries take at most 1024 clauses
     passage_top_k: int = 256  # 0 = keep every non-zero term
-    adapter: str | None = None  # peft adapter directory, relative to the card's directory
+    adapter: str | list | None = None  # peft adapter dir(s), relative to the card's dir, merged in order
     base_sha256: str | None = None  # checksum of the base weights the adapter was trained on
     dtype: str = "bfloat16"
     description: str = ""
@@ -63,11 +63,10 @@ class EncoderCard:
     def directory(self) -> Path | None:
         return Path(self.path).parent if self.path else None
 
-    def adapter_path(self) -> Path | None:
-        if not self.adapter:
-            return None
-        p = Path(self.adapter)
-        return p if p.is_absolute() or self.directory is None else self.directory / p
+    def adapter_paths(self) -> list[Path]:
+        """Adapters to merge into the base, in order (e.g. the adaptation stage, then the contrastive stage)."""
+        names = [self.adapter] if isinstance(self.adapter, str) else list(self.adapter or [])
+        return [p if (p := Path(n)).is_absolute() or self.directory is None else self.directory / p for n in names]
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

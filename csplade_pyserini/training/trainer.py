@@ -1,0 +1,212 @@
+"""A small, explicit training loop for both CSPLADE stages (adaptation, contrastive), with LoRA (peft).
+
+One optimizer step = `gradient_accumulation_steps` micro-batches. Lambda (FLOPS) and the learning rate are
+computed from the optimizer step, so they do not depend on accumulation and restart where they left off on
+resume. Checkpoints hold the adapter (safetensors), optimizer/scheduler/RNG state and the step; the data order
+is a function of (seed, epoch), so a resumed run continues with exactly the batches it would have seen.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..modeling.backbone import load_causal_lm, load_tokenizer, resolve_base, weights_sha256
+from ..modeling.card import EncoderCard
+from ..modeling.model import CspladeModel
+from .args import TrainArguments
+from .data import contrastive_batch, load_tevatron, pack_passages, read_corpus_texts
+from .losses import FlopsSchedule, adaptation_loss, contrastive_loss, sparsity_stats
+
+
+def build_model(args: TrainArguments, card: EncoderCard):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base = resolve_base(card.base_model)
+    tok = load_tokenizer(base)
+    lm = load_causal_lm(base, "float32", "cpu" if args.device == "auto" else args.device)
+    for adapter in card.adapter_paths():
+        lm = PeftModel.from_pretrained(lm, str(adapter)).merge_and_unload()
+    if args.gradient_checkpointing:
+        lm.gradient_checkpointing_enable()
+        lm.config.use_cache = False
+    if not args.full_finetune:
+        cfg = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                         target_modules=[t.strip() for t in args.lora_targets.split(",")], bias="none")
+        lm = get_peft_model(lm, cfg)
+        if args.gradient_checkpointing:
+            lm.enable_input_require_grads()
+    model = CspladeModel(lm, tok, card.variant)
+    return model, base
+
+
+class Trainer:
+    def __init__(self, args: TrainArguments, card: EncoderCard, model: CspladeModel, base_dir: Path):
+        self.args, self.card, self.model, self.base_dir = args, card, model, base_dir
+        self.out = Path(args.output_dir)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=args.learning_rate, weight_decay=args.weight_decay)
+        self.step = 0
+        self.flops_schedule = FlopsSchedule(1.0, args.flops_warmup_steps)  # warm-up factor in [0, 1]
+        if args.stage == "adapt":
+            texts = read_corpus_texts(args.train_data, args.max_passages)
+            self.rows = pack_passages(texts, model.tokenizer, args.seq_len)
+        else:
+            self.rows = load_tevatron(args.train_data)
+        self.micro_per_epoch = math.ceil(len(self.rows) / args.batch_size)
+        steps_per_epoch = max(1, self.micro_per_epoch // args.gradient_accumulation_steps)
+        self.total_steps = args.max_steps or int(args.epochs * steps_per_epoch)
+        from transformers import get_scheduler
+
+        self.sched = get_scheduler(args.scheduler, self.opt, num_warmup_steps=int(args.warmup_ratio * self.total_steps),
+                                   num_training_steps=self.total_steps)
+
+    # -- data order ---------------------------------------------------------------------------------------
+    def micro_batch(self, k: int):
+        """The k-th micro-batch of the run (deterministic in seed and k)."""
+        epoch, i = divmod(k, self.micro_per_epoch)
+        perm = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.args.seed + epoch))
+        idx = perm[i * self.args.batch_size:(i + 1) * self.args.batch_size].tolist()
+        if self.args.stage == "adapt":
+            return self.rows[idx]
+        rng = random.Random(self.args.seed * 100003 + k)
+        return contrastive_batch([self.rows[j] for j in idx], self.args.negatives, rng)
+
+    # -- losses -------------------------------------------------------------------------------------------
+    def encode(self, texts, side):
+        prefix = self.card.query_prefix if side == "query" else self.card.passage_prefix
+        max_len = self.card.query_max_length if side == "query" else self.card.passage_max_length
+        f = self.model.features(self.model.token_lists(texts, prefix), max_len).to(self.model.device)
+        return self.model(f.input_ids, f.attention_mask, f.pool_mask)
+
+    def micro_loss(self, batch) -> dict:
+        a = self.args
+        if a.stage == "adapt":
+            ids = batch.to(self.model.device)
+            att = torch.ones_like(ids)
+            logits = self.model.causal_lm(input_ids=ids, attention_mask=att, use_cache=False).logits
+            return adaptation_loss(logits, ids, att, a.relu_weight)
+        queries, passages, pos = batch
+        q, d = self.encode(queries, "query"), self.encode(passages, "passage")
+        factor = self.flops_schedule(self.step)
+        lq, ld = factor * a.q_flops_weight, factor * a.d_flops_weight
+        out = contrastive_loss(q, d, pos.to(q.device), lq, ld, a.temperature)
+        sq, sd = sparsity_stats(q.detach()), sparsity_stats(d.detach())
+        out.update(lambda_q=lq, lambda_d=ld, nnz_q=sq["nnz"], nnz_d=sd["nnz"], dead_q=sq["dead"], dead_d=sd["dead"])
+        return out
+
+    def train_step(self) -> dict:
+        a = self.args
+        self.model.train()
+        agg: dict[str, float] = {}
+        ctx = torch.autocast("cpu" if self.model.device.type == "cpu" else "cuda", dtype=torch.bfloat16,
+                             enabled=a.bf16)
+        for m in range(a.gradient_accumulation_steps):
+            with ctx:
+                parts = self.micro_loss(self.micro_batch(self.step * a.gradient_accumulation_steps + m))
+            (parts["loss"] / a.gradient_accumulation_steps).backward()
+            for k, v in parts.items():
+                agg[k] = agg.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) / a.gradient_accumulation_steps
+        if a.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        agg["lr"] = self.sched.get_last_lr()[0]
+        return agg
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    def save_checkpoint(self):
+        ck = self.out / "checkpoint"
+        tmp = self.out / "checkpoint.tmp"
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        self.model.lm.save_pretrained(str(tmp / "adapter"), safe_serialization=True)
+        torch.save({"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+        if ck.exists():
+            import shutil
+
+            shutil.rmtree(ck)
+        tmp.rename(ck)
+
+    def load_checkpoint(self) -> bool:
+        ck = self.out / "checkpoint"
+        if not (ck / "state.pt").exists():
+            return False
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(self.model.lm, load_file(str(ck / "adapter" / "adapter_model.safetensors")))
+        state = torch.load(ck / "state.pt", weights_only=True)  # our own resume state: tensors and numbers only
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = state["step"]
+        return True
+
+    def export(self) -> Path:
+        """The trained encoder: adapter (safetensors) + card, loadable by the encode/search CLIs by path."""
+        enc_dir = self.out / "encoder"
+        name = f"stage{len(self.card.adapter_paths()) + 1}"
+        self.model.lm.save_pretrained(str(enc_dir / name), safe_serialization=True)
+        adapters = [str(p.resolve()) for p in self.card.adapter_paths()]
+        if adapters:  # copy earlier stages next to the new one so the encoder directory stands alone
+            import shutil
+
+            for i, p in enumerate(adapters):
+                dst = enc_dir / f"stage{i + 1}"
+                if not dst.exists():
+                    shutil.copytree(p, dst)
+        chain = [f"stage{i + 1}" for i in range(len(adapters))] + [name]
+        card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
+                              "adapter": chain if len(chain) > 1 else chain[0],
+                              "base_sha256": weights_sha256(self.base_dir),
+                              "training": {"stage": self.args.stage, "steps": self.step, "args": asdict(self.args)}})
+        card.save(enc_dir)
+        return enc_dir
+
+    # -- loop ---------------------------------------------------------------------------------------------
+    def train(self, log=print) -> dict:
+        a = self.args
+        self.out.mkdir(parents=True, exist_ok=True)
+        if a.resume and self.load_checkpoint():
+            log(f"[train] resumed at step {self.step}")
+        logf = open(self.out / "log.jsonl", "a", encoding="utf-8")
+        t0, last = time.time(), {}
+        while self.step < self.total_steps:
+            last = self.train_step()
+            if self.step % a.logging_steps == 0 or self.step == self.total_steps:
+                last.update(step=self.step, seconds=round(time.time() - t0, 2))
+                logf.write(json.dumps(last) + "\n")
+                logf.flush()
+                log("[train] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                           for k, v in last.items()))
+            if a.save_steps and self.step % a.save_steps == 0:
+                self.save_checkpoint()
+        logf.close()
+        self.save_checkpoint()
+        return last
+
+
+def run_training(args: TrainArguments) -> Path:
+    from ..encoder import resolve_card
+
+    card = resolve_card(args.encoder)
+    card = card.with_overrides(variant=args.variant)
+    torch.manual_seed(args.seed)
+    model, base = build_model(args, card)
+    trainer = Trainer(args, card, model, base)
+    print(f"[train] stage {args.stage}: {len(trainer.rows)} examples, {trainer.total_steps} steps, "
+          f"{sum(p.numel() for p in trainer.params):,} trainable parameters", file=sys.stderr)
+    trainer.train(lambda s: print(s, file=sys.stderr))
+    return trainer.export()

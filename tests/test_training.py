@@ -1,0 +1,153 @@
+"""Training on tiny random models (CPU, seconds): objectives, schedule, loss goes down, resume, export."""
+import json
+
+import pytest
+import torch
+
+from csplade_pyserini.training.args import TrainArguments
+from csplade_pyserini.training.losses import (FlopsSchedule, adaptation_loss, contrastive_loss, flops,
+                                              sparsity_stats)
+
+TOPICS = [("brain cancer", "microwave radiation causes brain cancer"),
+          ("mice genes", "mice genes and human genes"),
+          ("protein cells", "the protein of cells"),
+          ("phone risk", "phone phones increase risk"),
+          ("study results", "study results show decrease"),
+          ("gene radiation", "radiation and gene study")]
+
+
+def test_adaptation_loss_matches_hand_computation():
+    logits = torch.tensor([[[2.0, -1.0, 0.5], [0.1, 3.0, -2.0], [1.0, 1.0, 1.0]]])
+    ids = torch.tensor([[0, 1, 2]])
+    att = torch.ones_like(ids)
+    out = adaptation_loss(logits, ids, att, relu_weight=1.0)
+    # next-token targets: position 0 -> id 1, position 1 -> id 2
+    def ce(row, target):
+        return -(row[target] - torch.logsumexp(row, 0))
+    clm = (ce(logits[0, 0], 1) + ce(logits[0, 1], 2)) / 2
+    r = torch.log1p(torch.relu(logits))
+    relu = (ce(r[0, 0], 1) + ce(r[0, 1], 2)) / 2
+    torch.testing.assert_close(out["clm"], clm)
+    torch.testing.assert_close(out["relu"], relu)
+    torch.testing.assert_close(out["loss"], clm + relu)
+    att[0, 2] = 0  # a padded next token is not a target
+    torch.testing.assert_close(adaptation_loss(logits, ids, att)["clm"], ce(logits[0, 0], 1))
+
+
+def test_contrastive_parts_and_flops():
+    q = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]])
+    d = torch.tensor([[1.0, 0.0, 1.0], [0.0, 2.0, 0.0], [0.5, 0.5, 0.0]])
+    out = contrastive_loss(q, d, torch.tensor([0, 1]), 0.5, 0.25)
+    scores = q @ d.t()
+    rank = torch.nn.functional.cross_entropy(scores, torch.tensor([0, 1]))
+    torch.testing.assert_close(out["rank"], rank)
+    torch.testing.assert_close(flops(d), ((d.abs().mean(0)) ** 2).sum())
+    torch.testing.assert_close(out["loss"], rank + 0.5 * flops(q) + 0.25 * flops(d))
+    assert sparsity_stats(torch.tensor([[0.0, 0.0], [1.0, 0.0]])) == {"nnz": 0.5, "dead": 0.5}
+    s = FlopsSchedule(0.3, 10)
+    assert s(0) == 0 and s(5) == pytest.approx(0.075) and s(10) == s(100) == pytest.approx(0.3)
+
+
+def _data(tmp_path):
+    rows = []
+    for i, (q, p) in enumerate(TOPICS):
+        negs = [{"docid": f"d{j}", "title": "", "text": TOPICS[j][1]} for j in range(len(TOPICS)) if j != i][:2]
+        rows.append({"query_id": str(i), "query": q, "positive_passages": [{"docid": f"d{i}", "title": "", "text": p}],
+                     "negative_passages": negs})
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _trainer(tmp_path, ckpt, out="run", **kw):
+    from csplade_pyserini.encoder import resolve_card
+    from csplade_pyserini.training.trainer import Trainer, build_model
+
+    args = TrainArguments(train_data=str(_data(tmp_path)), output_dir=str(tmp_path / out), device="cpu",
+                          batch_size=3, negatives=1, learning_rate=kw.pop("learning_rate", 3e-3), lora_rank=4,
+                          lora_alpha=8, lora_dropout=0.0, warmup_ratio=0.0, scheduler="constant_with_warmup",
+                          logging_steps=1000, save_steps=0, **kw)
+    card = resolve_card(str(ckpt))
+    torch.manual_seed(0)
+    model, base = build_model(args, card)
+    return Trainer(args, card, model, base)
+
+
+def test_contrastive_loss_goes_down(tmp_path, tiny_checkpoint):
+    t = _trainer(tmp_path, tiny_checkpoint, max_steps=30, q_flops_weight=0.0, d_flops_weight=0.0)
+    first = [t.train_step()["rank"] for _ in range(4)]
+    while t.step < 30:
+        last = t.train_step()
+    later = [t.train_step()["rank"] for _ in range(4)]
+    assert sum(later) / 4 < 0.7 * sum(first) / 4, (first, later)
+    assert "nnz_q" in last and "dead_d" in last and last["lr"] > 0
+
+
+def test_larger_flops_lambda_gives_fewer_non_zeros(tmp_path, tiny_checkpoint):
+    nnz = {}
+    for lam in (0.0, 3.0):
+        t = _trainer(tmp_path, tiny_checkpoint, out=f"lam{lam}", max_steps=25, q_flops_weight=lam, d_flops_weight=lam)
+        for _ in range(25):
+            parts = t.train_step()
+        nnz[lam] = parts["nnz_d"]
+    assert nnz[3.0] < 0.8 * nnz[0.0], nnz
+
+
+def test_resume_continues_exactly(tmp_path, tiny_checkpoint):
+    straight = _trainer(tmp_path, tiny_checkpoint, out="a", max_steps=4)
+    losses = [straight.train_step()["loss"] for _ in range(4)]
+    first = _trainer(tmp_path, tiny_checkpoint, out="b", max_steps=4)
+    first.train_step(), first.train_step()
+    first.save_checkpoint()
+    resumed = _trainer(tmp_path, tiny_checkpoint, out="b", max_steps=4)
+    assert resumed.load_checkpoint() and resumed.step == 2
+    again = [resumed.train_step()["loss"] for _ in range(2)]
+    assert again == pytest.approx(losses[2:], rel=1e-6, abs=1e-7)
+
+
+def test_adapt_stage_runs_and_export_round_trip(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encoder import CspladeEncoder
+    from csplade_pyserini.training.trainer import Trainer, build_model
+    from csplade_pyserini.encoder import resolve_card
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": str(i), "title": "", "text": p * 3}) + "\n" for i, (_, p) in enumerate(TOPICS)))
+    args = TrainArguments(train_data=str(corpus), output_dir=str(tmp_path / "adapt"), stage="adapt", device="cpu",
+                          batch_size=2, seq_len=8, max_steps=3, lora_rank=4, logging_steps=1, save_steps=0)
+    card = resolve_card(str(tiny_checkpoint))
+    model, base = build_model(args, card)
+    t = Trainer(args, card, model, base)
+    t.train(log=lambda s: None)
+    log = [json.loads(line) for line in open(tmp_path / "adapt" / "log.jsonl")]
+    assert [r["step"] for r in log] == [1, 2, 3] and {"clm", "relu", "loss", "lr"} <= set(log[0])
+    enc_dir = t.export()
+    assert (enc_dir / "stage1" / "adapter_model.safetensors").exists()
+    assert not list(enc_dir.rglob("*.bin")) and not list(enc_dir.rglob("*.pt"))
+    # contrastive from the adapted encoder, then the exported encoder loads by path and encodes like the trainer
+    t2 = _trainer(tmp_path, enc_dir, out="contrastive", max_steps=2)
+    t2.train(log=lambda s: None)
+    final = t2.export()
+    card2 = json.loads((final / "card.json").read_text())
+    assert card2["adapter"] == ["stage1", "stage2"] and len(card2["base_sha256"]) == 64
+    enc = CspladeEncoder.load(str(final), device="cpu")
+    t2.model.eval()
+    with torch.no_grad():
+        want = t2.encode(["brain cancer"], "query")
+    f = enc.model.features(enc.model.token_lists(["brain cancer"], enc.card.query_prefix), enc.card.query_max_length)
+    with torch.no_grad():
+        got = enc.model(f.input_ids, f.attention_mask, f.pool_mask)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_adapter_on_wrong_base_fails_clearly(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encoder import CspladeEncoder
+    from csplade_pyserini.modeling.backbone import BaseModelError
+
+    t = _trainer(tmp_path, tiny_checkpoint, out="w", max_steps=1)
+    t.train(log=lambda s: None)
+    enc_dir = t.export()
+    card = json.loads((enc_dir / "card.json").read_text())
+    card["base_sha256"] = "0" * 64
+    (enc_dir / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BaseModelError, match="does not belong to this base model"):
+        CspladeEncoder.load(str(enc_dir), device="cpu")
