@@ -126,7 +126,8 @@ def test_index_detects_incomplete_shard(tmp_path, tiny_checkpoint):
         build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
 
 
-@pytest.mark.parametrize("verb", ["encode", "index", "search", "eval", "explain", "demo"])
+@pytest.mark.parametrize("verb", ["encode", "index", "search", "eval", "explain", "demo", "train", "mine_negatives",
+                                  "plot_log"])
 def test_help(verb):
     out = subprocess.run([sys.executable, "-m", f"csplade_pyserini.{verb}", "--help"], capture_output=True,
                          text=True, timeout=120)

@@ -151,3 +151,23 @@ def test_adapter_on_wrong_base_fails_clearly(tmp_path, tiny_checkpoint):
     (enc_dir / "card.json").write_text(json.dumps(card))
     with pytest.raises(BaseModelError, match="does not belong to this base model"):
         CspladeEncoder.load(str(enc_dir), device="cpu")
+
+
+def test_mine_negatives_with_bm25(tmp_path):
+    from csplade_pyserini.mine_negatives import mine
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "title": "", "text": p}) + "\n" for i, (_, p) in enumerate(TOPICS)))
+    (tmp_path / "q.tsv").write_text("q1\tbrain cancer radiation\nq2\tgenes of mice\nq3\tno judgments\n")
+    (tmp_path / "qrels.txt").write_text("q1 0 d0 1\nq2 0 d1 1\nq2 0 d5 0\n")
+    info = mine(corpus, str(tmp_path / "q.tsv"), str(tmp_path / "qrels.txt"), tmp_path / "train.jsonl", depth=3,
+                threads=1)
+    rows = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
+    assert info["queries"] == 2 and [r["query_id"] for r in rows] == ["q1", "q2"]
+    assert rows[0]["positive_passages"][0]["docid"] == "d0"
+    for r in rows:
+        pos = {p["docid"] for p in r["positive_passages"]}
+        negs = [p["docid"] for p in r["negative_passages"]]
+        assert negs and len(negs) <= 3 and not pos & set(negs)
+    # d5 (judged 0) may be a negative of q2; d5 mentions 'gene', so BM25 ranks it first among non-positives
+    assert rows[1]["negative_passages"][0]["docid"] == "d5"

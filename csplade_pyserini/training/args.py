@@ -15,6 +15,8 @@ class TrainArguments:
         "help": "starting encoder card (base model, prefixes, lengths); for contrastive training pass the "
                 "adapted encoder (output_dir/encoder of the adapt stage)"})
     variant: str | None = field(default=None, metadata={"help": "override the card's variant: causal, echo or bi"})
+    query_max_length: int | None = field(default=None, metadata={"help": "override the card's query_max_length"})
+    passage_max_length: int | None = field(default=None, metadata={"help": "override the card's passage_max_length"})
     run_name: str | None = field(default=None, metadata={"help": "name of the exported encoder (default: output dir name)"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     # LoRA

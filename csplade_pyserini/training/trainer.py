@@ -202,7 +202,8 @@ def run_training(args: TrainArguments) -> Path:
     from ..encoder import resolve_card
 
     card = resolve_card(args.encoder)
-    card = card.with_overrides(variant=args.variant)
+    card = card.with_overrides(variant=args.variant, query_max_length=args.query_max_length,
+                               passage_max_length=args.passage_max_length)
     torch.manual_seed(args.seed)
     model, base = build_model(args, card)
     trainer = Trainer(args, card, model, base)

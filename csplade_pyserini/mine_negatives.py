@@ -1,0 +1,106 @@
+"""python -m csplade_pyserini.mine_negatives: hard negatives with BM25 (Pyserini) -> Tevatron training JSONL.
+
+    python -m csplade_pyserini.mine_negatives --corpus ../shared/data/scifact/corpus.jsonl \\
+        --topics scifact-train --qrels scifact-train --output runs/scifact-train.bm25.jsonl [--depth 30]
+
+For every query with judged positives: the positives, and the top --depth BM25 hits that are not judged
+relevant as negatives. With --index, an existing impact index is searched instead (with --encoder), e.g. to mine
+negatives with a first CSPLADE model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from .cli import UsageError, run
+
+
+def read_qrels(path) -> dict[str, set[str]]:
+    rel: dict[str, set[str]] = {}
+    for lineno, line in enumerate(open(path, encoding="utf-8"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 4:
+            raise UsageError(f"{path}:{lineno}: expected 'qid 0 docid rel'")
+        if int(parts[3]) > 0:
+            rel.setdefault(parts[0], set()).add(parts[2])
+    return rel
+
+
+def mine(corpus, topics, qrels, output, depth=30, threads=2, index=None, encoder=None) -> dict:
+    from . import jvm
+    from .corpus import check_jsonl_corpus
+    from .topics import load_topics, qrels_path
+
+    check_jsonl_corpus(corpus, ["title", "text"])
+    docs = {}
+    for line in open(corpus, encoding="utf-8"):
+        d = json.loads(line)
+        docs[str(d.get("id", d.get("_id", d.get("docid"))))] = {"title": d.get("title", ""),
+                                                                "text": d.get("text", d.get("contents", ""))}
+    topics = load_topics(topics)
+    rel = read_qrels(qrels_path(qrels))
+    qids = [q for q in topics if q in rel]
+    if not qids:
+        raise UsageError("no topic has a judged positive in the qrels")
+    jvm.bootstrap()
+    with tempfile.TemporaryDirectory() as tmp:
+        if index is None:
+            from .demo import bm25_collection
+            from .index import build_bm25_index
+            from pyserini.search.lucene import LuceneSearcher
+
+            bm25_collection(Path(corpus), Path(tmp) / "coll")
+            build_bm25_index(Path(tmp) / "coll", Path(tmp) / "idx", threads, quiet=True)
+            searcher = LuceneSearcher(str(Path(tmp) / "idx"))
+            res = searcher.batch_search([topics[q] for q in qids], qids, k=depth + 20, threads=threads)
+            ranked = {q: [h.docid for h in res.get(q, [])] for q in qids}
+        else:
+            from .search import search_topics
+
+            out = search_topics(index, {q: topics[q] for q in qids}, encoder, hits=depth + 20, threads=threads,
+                                quiet=True)
+            ranked = {q: [d for d, _ in hits] for q, hits in out.items()}
+    n_neg = 0
+    with open(output, "w", encoding="utf-8") as fh:
+        for q in qids:
+            negs = [d for d in ranked[q] if d not in rel[q] and d in docs][:depth]
+            n_neg += len(negs)
+            fh.write(json.dumps({
+                "query_id": q, "query": topics[q],
+                "positive_passages": [{"docid": d, **docs[d]} for d in sorted(rel[q]) if d in docs],
+                "negative_passages": [{"docid": d, **docs[d]} for d in negs]}, ensure_ascii=False) + "\n")
+    return {"queries": len(qids), "negatives_per_query": n_neg / len(qids)}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m csplade_pyserini.mine_negatives", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", required=True, help="corpus JSONL (id, title, text)")
+    p.add_argument("--topics", required=True, help="training topics: file or name (e.g. scifact-train)")
+    p.add_argument("--qrels", required=True, help="training qrels: file or name")
+    p.add_argument("--output", required=True, help="Tevatron JSONL to write")
+    p.add_argument("--depth", type=int, default=30, help="negatives kept per query from the top of the ranking")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--index", default=None, help="search this CSPLADE impact index instead of BM25")
+    p.add_argument("--encoder", default=None, help="query encoder for --index")
+    return p
+
+
+def _main(argv=None):
+    a = build_parser().parse_args(argv)
+    info = mine(a.corpus, a.topics, a.qrels, a.output, a.depth, a.threads, a.index, a.encoder)
+    print(f"[mine] {info['queries']} queries, {info['negatives_per_query']:.1f} negatives each -> {a.output}",
+          file=sys.stderr)
+
+
+def main(argv=None):
+    run(_main, argv, "csplade-mine-negatives")
+
+
+if __name__ == "__main__":
+    main()
