@@ -18,8 +18,9 @@ def expected_errors() -> tuple:
     from .modeling.backbone import BaseModelError
     from .modeling.card import CardError
     from .topics import TopicsError
+    from .training.data import TrainingDataError
 
-    return (UsageError, CorpusError, EncoderNotFoundError, JavaNotFoundError, BaseModelError, CardError,
+    return (UsageError, TrainingDataError, CorpusError, EncoderNotFoundError, JavaNotFoundError, BaseModelError, CardError,
             TopicsError, FileNotFoundError, FileExistsError)
 
 

@@ -43,10 +43,13 @@ def load_tevatron(path: str | Path, min_negatives: int = 0) -> list[dict]:
     return rows
 
 
-def contrastive_batch(rows: list[dict], n_negatives: int, rng: random.Random):
-    """queries, passages (per query: 1 positive then n negatives), index of each query's positive."""
+def contrastive_batch(rows: list[dict], n_negatives: int, rngs: list[random.Random]):
+    """queries, passages (per query: 1 positive then exactly n negatives), index of each query's positive.
+
+    One RNG per row, so a row's sample depends on the row and step only (not on how a batch is split over ranks).
+    """
     queries, passages, pos = [], [], []
-    for r in rows:
+    for r, rng in zip(rows, rngs):
         queries.append(r["query"])
         pos.append(len(passages))
         passages.append(rng.choice(r["positives"]))
@@ -54,8 +57,10 @@ def contrastive_batch(rows: list[dict], n_negatives: int, rng: random.Random):
         if n_negatives:
             if len(negs) >= n_negatives:
                 picked = rng.sample(negs, n_negatives)
+            elif negs:
+                picked = [rng.choice(negs) for _ in range(n_negatives)]
             else:
-                picked = [rng.choice(negs) for _ in range(n_negatives)] if negs else []
+                raise TrainingDataError(f"query {r['query']!r} has no negative passage")
             passages.extend(picked)
     return queries, passages, torch.tensor(pos, dtype=torch.long)
 

@@ -4,11 +4,17 @@ One optimizer step = `gradient_accumulation_steps` micro-batches. Lambda (FLOPS)
 computed from the optimizer step, so they do not depend on accumulation and restart where they left off on
 resume. Checkpoints hold the adapter (safetensors), optimizer/scheduler/RNG state and the step; the data order
 is a function of (seed, epoch), so a resumed run continues with exactly the batches it would have seen.
+
+Several processes (`torchrun --nproc_per_node N -m csplade_pyserini.train ...`, NCCL on GPUs, gloo on CPU): each
+rank encodes its slice of the global batch; query and passage vectors are all-gathered with the local slice
+keeping its gradient, every rank computes the *global* loss (InfoNCE over all queries and all passages, FLOPS on
+the global batch) scaled by the world size, and gradients are averaged across ranks. The sum over ranks of the
+local-slice gradients is the full gradient, so loss and updates do not depend on the number of processes (tested
+with 2 gloo processes against 1). Only rank 0 writes logs, checkpoints and the export.
 """
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 import time
@@ -30,7 +36,9 @@ def build_model(args: TrainArguments, card: EncoderCard):
 
     base = resolve_base(card.base_model)
     tok = load_tokenizer(base)
-    lm = load_causal_lm(base, "float32", "cpu" if args.device == "auto" else args.device)
+    from ..modeling.backbone import pick_device
+
+    lm = load_causal_lm(base, "float32", pick_device(args.device))
     for adapter in card.adapter_paths():
         lm = PeftModel.from_pretrained(lm, str(adapter)).merge_and_unload()
     if args.gradient_checkpointing:
@@ -51,6 +59,9 @@ class Trainer:
         self.args, self.card, self.model, self.base_dir = args, card, model, base_dir
         self.out = Path(args.output_dir)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        dist = torch.distributed
+        self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.rank = dist.get_rank() if self.world > 1 else 0
         self.opt = torch.optim.AdamW(self.params, lr=args.learning_rate, weight_decay=args.weight_decay)
         self.step = 0
         self.flops_schedule = FlopsSchedule(1.0, args.flops_warmup_steps)  # warm-up factor in [0, 1]
@@ -58,8 +69,11 @@ class Trainer:
             texts = read_corpus_texts(args.train_data, args.max_passages)
             self.rows = pack_passages(texts, model.tokenizer, args.seq_len)
         else:
-            self.rows = load_tevatron(args.train_data)
-        self.micro_per_epoch = math.ceil(len(self.rows) / args.batch_size)
+            self.rows = load_tevatron(args.train_data, min_negatives=1 if args.negatives else 0)
+        self.global_batch = args.batch_size * self.world
+        self.micro_per_epoch = len(self.rows) // self.global_batch  # equal slices on every rank: drop the tail
+        if self.micro_per_epoch == 0:
+            raise ValueError(f"{len(self.rows)} examples: fewer than one global batch of {self.global_batch}")
         steps_per_epoch = max(1, self.micro_per_epoch // args.gradient_accumulation_steps)
         self.total_steps = args.max_steps or int(args.epochs * steps_per_epoch)
         from transformers import get_scheduler
@@ -72,11 +86,22 @@ class Trainer:
         """The k-th micro-batch of the run (deterministic in seed and k)."""
         epoch, i = divmod(k, self.micro_per_epoch)
         perm = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.args.seed + epoch))
-        idx = perm[i * self.args.batch_size:(i + 1) * self.args.batch_size].tolist()
+        bs = self.args.batch_size
+        start = i * self.global_batch + self.rank * bs
+        idx = perm[start:start + bs].tolist()
         if self.args.stage == "adapt":
             return self.rows[idx]
-        rng = random.Random(self.args.seed * 100003 + k)
-        return contrastive_batch([self.rows[j] for j in idx], self.args.negatives, rng)
+        rngs = [random.Random((self.args.seed * 1_000_003 + k) * 1_000_003 + start + j) for j in range(len(idx))]
+        return contrastive_batch([self.rows[j] for j in idx], self.args.negatives, rngs)
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        """All ranks' tensors concatenated in rank order; the local slice keeps its autograd graph."""
+        if self.world == 1:
+            return t
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, t.detach().contiguous())
+        parts[self.rank] = t
+        return torch.cat(parts)
 
     # -- losses -------------------------------------------------------------------------------------------
     def encode(self, texts, side):
@@ -91,12 +116,15 @@ class Trainer:
             ids = batch.to(self.model.device)
             att = torch.ones_like(ids)
             logits = self.model.causal_lm(input_ids=ids, attention_mask=att, use_cache=False).logits
-            return adaptation_loss(logits, ids, att, a.relu_weight)
+            return adaptation_loss(logits, ids, att, a.relu_weight)  # equal packed rows: the mean of rank means
         queries, passages, pos = batch
-        q, d = self.encode(queries, "query"), self.encode(passages, "passage")
+        q_local, d_local = self.encode(queries, "query"), self.encode(passages, "passage")
+        pos = pos.to(q_local.device) + self.rank * d_local.shape[0]
+        q, d, pos = self.gather(q_local), self.gather(d_local), self.gather(pos)
         factor = self.flops_schedule(self.step)
         lq, ld = factor * a.q_flops_weight, factor * a.d_flops_weight
-        out = contrastive_loss(q, d, pos.to(q.device), lq, ld, a.temperature)
+        out = contrastive_loss(q, d, pos, lq, ld, a.temperature)
+        out["loss"] = out["loss"] * self.world  # gradients are averaged over ranks: see the module docstring
         sq, sd = sparsity_stats(q.detach()), sparsity_stats(d.detach())
         out.update(lambda_q=lq, lambda_d=ld, nnz_q=sq["nnz"], nnz_d=sd["nnz"], dead_q=sq["dead"], dead_d=sd["dead"])
         return out
@@ -111,8 +139,15 @@ class Trainer:
             with ctx:
                 parts = self.micro_loss(self.micro_batch(self.step * a.gradient_accumulation_steps + m))
             (parts["loss"] / a.gradient_accumulation_steps).backward()
+            if a.stage == "contrastive":
+                parts["loss"] = parts["loss"].detach() / self.world
             for k, v in parts.items():
                 agg[k] = agg.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) / a.gradient_accumulation_steps
+        if self.world > 1:
+            for p in self.params:
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= self.world
         if a.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
         self.opt.step()
@@ -124,6 +159,8 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def save_checkpoint(self):
+        if self.rank != 0:
+            return
         ck = self.out / "checkpoint"
         tmp = self.out / "checkpoint.tmp"
         if tmp.exists():
@@ -181,11 +218,11 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if a.resume and self.load_checkpoint():
             log(f"[train] resumed at step {self.step}")
-        logf = open(self.out / "log.jsonl", "a", encoding="utf-8")
+        logf = open(self.out / "log.jsonl", "a", encoding="utf-8") if self.rank == 0 else None
         t0, last = time.time(), {}
         while self.step < self.total_steps:
             last = self.train_step()
-            if self.step % a.logging_steps == 0 or self.step == self.total_steps:
+            if logf is not None and (self.step % a.logging_steps == 0 or self.step == self.total_steps):
                 last.update(step=self.step, seconds=round(time.time() - t0, 2))
                 logf.write(json.dumps(last) + "\n")
                 logf.flush()
@@ -193,14 +230,29 @@ class Trainer:
                                            for k, v in last.items()))
             if a.save_steps and self.step % a.save_steps == 0:
                 self.save_checkpoint()
-        logf.close()
+        if logf is not None:
+            logf.close()
         self.save_checkpoint()
         return last
 
 
-def run_training(args: TrainArguments) -> Path:
+def init_distributed(args: TrainArguments) -> None:
+    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL with one GPU per rank, else gloo."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
+        return
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+
+
+def run_training(args: TrainArguments) -> Path | None:
     from ..encoder import resolve_card
 
+    init_distributed(args)
     card = resolve_card(args.encoder)
     card = card.with_overrides(variant=args.variant, query_max_length=args.query_max_length,
                                passage_max_length=args.passage_max_length)
@@ -210,4 +262,4 @@ def run_training(args: TrainArguments) -> Path:
     print(f"[train] stage {args.stage}: {len(trainer.rows)} examples, {trainer.total_steps} steps, "
           f"{sum(p.numel() for p in trainer.params):,} trainable parameters", file=sys.stderr)
     trainer.train(lambda s: print(s, file=sys.stderr))
-    return trainer.export()
+    return trainer.export() if trainer.rank == 0 else None
