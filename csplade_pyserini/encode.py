@@ -13,6 +13,7 @@ or Anserini's IndexCollection (-collection JsonVectorCollection -impact -pretoke
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import sys
 import time
@@ -33,6 +34,8 @@ def build_groups() -> dict[str, argparse.ArgumentParser]:
     o = argparse.ArgumentParser(prog="output", add_help=False)
     o.add_argument("--embeddings", required=True, help="output directory for the JsonVectorCollection shard(s)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing shard file")
+    o.add_argument("--resume", action="store_true",
+                   help="skip a complete shard (checksum matches its manifest); continue an interrupted one")
     e = add_encoder_args(argparse.ArgumentParser(prog="encoder", add_help=False), "passage")
     e.add_argument("--fields", nargs="+", default=None, help="accepted for Pyserini compatibility (input --fields decides)")
     return {"input": i, "output": o, "encoder": e}
@@ -53,15 +56,19 @@ def _quiet_pyserini_bars():
 
 def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields=("text",), docid_field=None,
                   delimiter="\n", shard_id=0, shard_num=1, batch_size=32, max_length=None, device="auto",
-                  fp16=False, overwrite=False, card_overrides=None, quiet=False) -> dict:
-    """Encode (one shard of) a corpus; returns the summary counts. Raises on any lost or duplicated document."""
+                  fp16=False, overwrite=False, card_overrides=None, quiet=False, resume=False) -> dict:
+    """Encode (one shard of) a corpus; returns the summary counts. Raises on any lost or duplicated document.
+
+    With ``resume``: a finished shard (file + manifest with a matching checksum) is skipped, and an interrupted
+    one continues after its last committed batch.
+    """
     from pathlib import Path
 
     from tqdm import tqdm
 
     from .corpus import check_jsonl_corpus
     from .encoders import CspladeDocumentEncoder
-    from .writer import AtomicJsonlWriter, shard_filename, write_manifest
+    from .writer import AtomicJsonlWriter, meta_dir, sha256_file, shard_filename, write_manifest
     from pyserini.encode import JsonlCollectionIterator
 
     if not 0 <= shard_id < shard_num:
@@ -70,8 +77,16 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     check = check_jsonl_corpus(corpus, fields, docid_field, delimiter)
     out = Path(embeddings)
     target = out / shard_filename(shard_id, shard_num)
+    manifest = meta_dir(out) / (target.name + ".json")
+    if resume and target.exists() and manifest.exists():
+        done = json.loads(manifest.read_text())
+        if done.get("sha256") == sha256_file(target):
+            if not quiet:
+                print(f"[encode] {target} is complete ({done['docs_out']:,} docs): skipped", file=sys.stderr)
+            return done
     if target.exists() and not overwrite:
-        raise UsageError(f"output {target} exists (pass --overwrite to replace it)")
+        raise UsageError(f"output {target} exists (pass --overwrite to replace it, or --resume to skip it "
+                         f"when complete)")
     if shard_num == 1 and out.exists() and any(p != target for p in out.iterdir()):
         raise UsageError(f"output directory {out} exists and is not empty")
     size = check.n_docs // shard_num
@@ -89,11 +104,28 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
               f"{enc.encoder.model.device}", file=sys.stderr)
     t0 = time.time()
     writer = AtomicJsonlWriter(out, shard_id, shard_num)
+    if not resume and not overwrite and writer.progress_file.exists():
+        raise UsageError(f"an interrupted run of {target.name} left committed documents in {writer.tmp}: pass "
+                         f"--resume to continue it or --overwrite to start over")
+    n_done = writer.resume_point() if resume else 0
+    if n_done:
+        if writer.committed_ids() != check.ids[start:start + n_done]:
+            raise UsageError(f"{writer.tmp}: the interrupted shard does not match this corpus; delete it to start over")
+        enc.encoder.stats.update(writer.resumed_stats)
+        if not quiet:
+            print(f"[encode] resuming {target.name} after {n_done:,} committed docs", file=sys.stderr)
     with _quiet_pyserini_bars():
         iterator = JsonlCollectionIterator(str(corpus), fields, docid_field, delimiter)
-        bar = tqdm(total=n_in, unit="doc", desc="encode", disable=quiet, dynamic_ncols=True, mininterval=2)
+        bar = tqdm(total=n_in, initial=n_done, unit="doc", desc="encode", disable=quiet, dynamic_ncols=True,
+                   mininterval=2)
+        seen = 0
         with writer, bar:
             for batch in iterator(batch_size * 8, shard_id, shard_num):  # the encoder sub-batches by length
+                skip = min(len(batch["id"]), max(0, n_done - seen))
+                seen += len(batch["id"])
+                if skip == len(batch["id"]):
+                    continue
+                batch = {k: v[skip:] for k, v in batch.items()}
                 texts = batch[fields[-1]] if len(fields) > 1 else batch[fields[0]]
                 titles = batch[fields[0]] if len(fields) > 1 else None
                 if len(fields) > 2:  # join leading fields as the title
@@ -101,9 +133,11 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
                 batch["vector"] = enc.encode(texts, titles=titles, max_length=max_length, progress=bar.update)
                 writer.write(batch, fields)
                 stats = enc.stats
+                writer.commit(dict(stats))
                 bar.set_postfix(tok_s=f"{stats['tokens'] / max(time.time() - t0, 1e-9):,.0f}", refresh=False)
     seconds = time.time() - t0
     stats = dict(enc.stats)
+    stats.pop("texts", None)
     if writer.n_written != n_in:
         raise RuntimeError(f"document count mismatch: {n_in} in, {writer.n_written} written")
     summary = {
@@ -113,7 +147,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
         "docs_per_s": round(n_in / max(seconds, 1e-9), 2), "shard_id": shard_id, "shard_num": shard_num,
         "encoder": card.to_dict(), "max_length": max_length or card.passage_max_length,
     }
-    write_manifest(target, summary)
+    summary = json.loads(write_manifest(target, summary).read_text())  # + file name and sha256
     if not quiet:
         print(f"[encode] done: {summary['docs_out']:,} docs out of {n_in:,} in | empty texts {summary['empty_texts']} "
               f"(kept) | empty vectors {summary['empty_vectors']} (indexed with the placeholder term) | truncated "
@@ -131,7 +165,8 @@ def _main(argv=None):
     return encode_corpus(
         args.input.corpus, args.output.embeddings, enc.encoder, args.input.fields, args.input.docid_field,
         args.input.delimiter.replace("\\n", "\n"), args.input.shard_id, args.input.shard_num, enc.batch_size,
-        enc.max_length, enc.device, enc.fp16, args.output.overwrite, encoder_overrides(enc, "passage"))
+        enc.max_length, enc.device, enc.fp16, args.output.overwrite, encoder_overrides(enc, "passage"),
+        resume=args.output.resume)
 
 
 def main(argv=None):

@@ -40,19 +40,51 @@ class AtomicJsonlWriter(JsonlRepresentationWriter):
         self.filename = shard_filename(shard_id, shard_num)
         self.final = Path(dir_path) / self.filename
         self.tmp = meta_dir(dir_path) / (self.filename + ".tmp")
+        self.progress_file = meta_dir(dir_path) / (self.filename + ".progress.json")
         self.n_written = 0
         self.n_placeholder = 0
+        self.resumed_stats: dict = {}
+
+    def resume_point(self) -> int:
+        """Documents of an interrupted run already committed (0 if none). The progress file is the commit point:
+        lines past it (a batch cut by the kill) are dropped and encoded again."""
+        if not (self.tmp.exists() and self.progress_file.exists()):
+            return 0
+        prog = json.loads(self.progress_file.read_text())
+        n = prog["docs"]
+        with open(self.tmp, "rb") as fh:
+            lines = fh.read().split(b"\n")
+        if len(lines) - 1 < n:
+            raise RuntimeError(f"{self.tmp}: {len(lines) - 1} complete lines, progress says {n}")
+        with open(self.tmp, "wb") as fh:
+            fh.write(b"".join(line + b"\n" for line in lines[:n]))
+        self.n_written, self.n_placeholder = n, prog["empty_vectors"]
+        self.resumed_stats = prog.get("stats", {})
+        return n
+
+    def committed_ids(self) -> list[str]:
+        with open(self.tmp, encoding="utf-8") as fh:
+            return [json.loads(line)["id"] for line in fh]
 
     def __enter__(self):
         os.makedirs(self.dir_path, exist_ok=True)
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.tmp, "w", encoding="utf-8")
+        self.file = open(self.tmp, "a" if self.n_written else "w", encoding="utf-8")
         return self
+
+    def commit(self, stats: dict) -> None:
+        """Flush and record how far this shard got (written after the lines, so a kill never loses a batch)."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        tmp = self.progress_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"docs": self.n_written, "empty_vectors": self.n_placeholder, "stats": stats}))
+        os.replace(tmp, self.progress_file)
 
     def __exit__(self, exc_type, exc_val, exc_tb):
         self.file.close()
         if exc_type is None:
             os.replace(self.tmp, self.final)
+            self.progress_file.unlink(missing_ok=True)
 
     def write(self, batch_info, fields=None):
         for i, vec in enumerate(batch_info["vector"]):

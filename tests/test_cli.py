@@ -133,3 +133,37 @@ def test_help(verb):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "usage" in out.stdout.lower()
+
+
+def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_checkpoint, monkeypatch):
+    from csplade_pyserini import writer as writer_mod
+    from csplade_pyserini.encode import encode_corpus
+
+    docs = [{"id": f"d{i}", "text": "cells cancer mice " * (i % 4)} for i in range(40)]
+    corpus = _corpus(tmp_path, docs)
+    ref = encode_corpus(corpus, tmp_path / "ref", str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True)
+
+    calls = {"n": 0}
+    real_write = writer_mod.AtomicJsonlWriter.write
+
+    def dying_write(self, batch_info, fields=None):
+        calls["n"] += 1
+        if calls["n"] == 2:  # killed while writing the second batch: half of it reaches the file
+            real_write(self, {k: v[:3] for k, v in batch_info.items()}, fields)
+            self.file.flush()
+            raise KeyboardInterrupt
+        real_write(self, batch_info, fields)
+
+    monkeypatch.setattr(writer_mod.AtomicJsonlWriter, "write", dying_write)
+    out = tmp_path / "vec"
+    with pytest.raises(KeyboardInterrupt):
+        encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True)
+    monkeypatch.setattr(writer_mod.AtomicJsonlWriter, "write", real_write)
+    assert not (out / "embeddings.jsonl").exists()  # nothing half-done is visible to the indexer
+    with pytest.raises(UsageError, match="interrupted run.*--resume"):
+        encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True)
+    done = encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True, resume=True)
+    assert (out / "embeddings.jsonl").read_text() == (tmp_path / "ref" / "embeddings.jsonl").read_text()
+    assert done["docs_out"] == 40 and done["empty_texts"] == ref["empty_texts"] == 10
+    again = encode_corpus(corpus, out, str(tiny_checkpoint), device="cpu", quiet=True, resume=True)
+    assert again["sha256"] == done["sha256"] == ref["sha256"]  # a finished shard is skipped
