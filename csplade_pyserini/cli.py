@@ -19,8 +19,9 @@ def expected_errors() -> tuple:
     from .modeling.card import CardError
     from .topics import TopicsError
     from .training.data import TrainingDataError
+    from .collection_specs import SpecError
 
-    return (UsageError, TrainingDataError, CorpusError, EncoderNotFoundError, JavaNotFoundError, BaseModelError, CardError,
+    return (UsageError, TrainingDataError, SpecError, CorpusError, EncoderNotFoundError, JavaNotFoundError, BaseModelError, CardError,
             TopicsError, FileNotFoundError, FileExistsError)
 
 

@@ -9,34 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from .cli import UsageError, run
+from .collection_specs import subset_corpus
 from .encoder import DEFAULT_ENCODER
 from .paths import REPO_DIR, data_dir
 
 COLLECTIONS = {"scifact": ("scifact/corpus.jsonl", "scifact-test"), "vaswani": ("vaswani/corpus.jsonl", "vaswani")}
-
-
-def subset_corpus(corpus: Path, qrels: Path, max_docs: int, seed: int, out: Path) -> tuple[int, int, int]:
-    """Write the demo corpus: all judged docs + a seeded sample of the rest (max_docs in all; 0 = all)."""
-    judged = {line.split()[2] for line in open(qrels, encoding="utf-8") if line.strip()}
-    lines = [line for line in open(corpus, encoding="utf-8") if line.strip()]
-    if max_docs and max_docs < len(lines):
-        ids = [json.loads(line)["id"] for line in lines]
-        keep_j = [i for i, d in enumerate(ids) if d in judged]
-        rest = [i for i, d in enumerate(ids) if d not in judged]
-        n_more = max(0, max_docs - len(keep_j))
-        keep = sorted(keep_j + random.Random(seed).sample(rest, min(n_more, len(rest))))
-        lines = [lines[i] for i in keep]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(lines), encoding="utf-8")
-    n_judged = sum(1 for line in lines if json.loads(line)["id"] in judged)
-    return len(lines), n_judged, sum(1 for _ in open(corpus, encoding="utf-8") if _.strip())
 
 
 def bm25_collection(corpus: Path, out_dir: Path) -> None:

@@ -1,0 +1,227 @@
+"""python -m csplade_pyserini.reproduce: run a regression (encoder card x collection) and check its scores.
+
+    python -m csplade_pyserini.reproduce eval/regressions/vaswani-mini-smollm2-135m-causal-base.yaml
+    python -m csplade_pyserini.reproduce eval/regressions/paper-llama3.2-1b-causal-msmarco.yaml \\
+        --corpus-dir /data --encoder runs/my-1b-encoder --gpus 4
+
+encode (sharded, resumable; one process per GPU with --gpus) -> impact index -> search every topic set (query
+cache kept) -> trec_eval -> each metric against its expected value +- tolerance. Prints a pass/fail table, writes
+eval/results/NAME.json and regenerates eval/results.md. Exit status 1 when a metric is out of tolerance.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .cli import UsageError, run
+from .collection_specs import CollectionSpec, SpecError, _check_keys, load_yaml
+from .paths import REPO_DIR
+
+REG_KEYS = {"name", "kind", "description", "collection", "encoder", "requires", "subset", "encode", "search",
+            "tolerance", "evaluations", "command", "measured_on"}
+
+
+def load_regression(path) -> dict:
+    from .eval import METRICS
+
+    d = load_yaml(path)
+    where = str(path)
+    _check_keys(d, REG_KEYS, {"name", "kind", "collection", "evaluations"}, where)
+    if d["kind"] not in ("shipped", "paper"):
+        raise SpecError(f"{where}: kind must be shipped or paper, got {d['kind']!r}")
+    spec = CollectionSpec.load(d["collection"])
+    for ts, metrics in d["evaluations"].items():
+        if ts not in spec.topic_sets:
+            raise SpecError(f"{where}: topic set {ts!r} is not in collection {spec.name!r} ({list(spec.topic_sets)})")
+        for m, v in (metrics or {}).items():
+            if m not in METRICS:
+                raise SpecError(f"{where}: unknown metric {m!r} in {ts} (known: {list(METRICS)})")
+            if not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise SpecError(f"{where}: expected value of {ts}.{m} must be a number in [0, 1], got {v!r}")
+    _check_keys(d.get("subset") or {}, {"max_docs", "seed", "max_queries"}, set(), f"{where}: subset")
+    _check_keys(d.get("encode") or {}, {"batch_size", "max_length"}, set(), f"{where}: encode")
+    _check_keys(d.get("search") or {}, {"hits", "batch_size"}, set(), f"{where}: search")
+    d["_spec"], d["_path"] = spec, str(path)
+    return d
+
+
+def encode_sharded(corpus, vectors, encoder, fields, batch_size, max_length, gpus: int):
+    """One encode process per GPU (shard i on GPU i), or in-process on one device; finished shards are skipped."""
+    from .encode import encode_corpus
+
+    if gpus <= 1:
+        return [encode_corpus(corpus, vectors, encoder, fields, batch_size=batch_size, max_length=max_length,
+                              resume=True)]
+    procs = []
+    for i in range(gpus):
+        cmd = [sys.executable, "-m", "csplade_pyserini.encode", "input", "--corpus", str(corpus), "--fields", *fields,
+               "--shard-id", str(i), "--shard-num", str(gpus), "output", "--embeddings", str(vectors), "--resume",
+               "encoder", "--encoder", str(encoder), "--batch-size", str(batch_size), "--device", "cuda"]
+        if max_length:
+            cmd += ["--max-length", str(max_length)]
+        procs.append(subprocess.Popen(cmd, env=dict(os.environ, CUDA_VISIBLE_DEVICES=str(i))))
+    if any(p.wait() for p in procs):
+        raise RuntimeError("an encode shard failed; rerun the same command to resume the unfinished shards")
+    from .writer import meta_dir
+
+    return [json.loads(p.read_text()) for p in sorted(meta_dir(vectors).glob("*.jsonl.json"))]
+
+
+def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, results_dir=None, threads=None) -> dict:
+    from .eval import evaluate
+    from .index import build_impact_index
+    from .search import search_topics
+    from .topics import load_topics
+    from .collection_specs import convert_corpus, subset_corpus
+
+    reg = load_regression(path)
+    spec: CollectionSpec = reg["_spec"]
+    encoder = encoder or reg.get("encoder")
+    if not encoder:
+        raise UsageError(f"{reg['name']} needs --encoder: {reg.get('requires') or 'no encoder in the regression'}")
+    work = Path(workdir or REPO_DIR / "runs" / "reproduce" / reg["name"])
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    corpus = convert_corpus(spec, spec.corpus_path(corpus_dir), work / "corpus.jsonl")
+    sub = reg.get("subset") or {}
+    sets = {}
+    for ts in reg["evaluations"]:
+        topics_ref, qrels = spec.topics_and_qrels(ts, corpus_dir, work)
+        topics = load_topics(topics_ref)
+        judged = {line.split()[0] for line in open(qrels, encoding="utf-8") if line.strip()}
+        topics = {q: t for q, t in topics.items() if q in judged}
+        if sub.get("max_queries"):
+            topics = dict(list(topics.items())[: sub["max_queries"]])
+        sets[ts] = (topics, qrels)
+    if sub.get("max_docs"):
+        qids = {q for topics, _ in sets.values() for q in topics}
+        first_qrels = next(iter(sets.values()))[1]
+        n, n_judged, n_total = subset_corpus(corpus, first_qrels, sub["max_docs"], sub.get("seed", 13),
+                                             work / "subset.jsonl", qids)
+        corpus = work / "subset.jsonl"
+        print(f"[reproduce] subset: {n:,} of {n_total:,} docs ({n_judged} judged)", file=sys.stderr)
+    enc_cfg = reg.get("encode") or {}
+    vectors = work / "vectors"
+    shards = encode_sharded(corpus, vectors, encoder, spec.fields(), enc_cfg.get("batch_size", 32),
+                            enc_cfg.get("max_length"), gpus)
+    index = work / "index"
+    n_docs = sum(s["docs_out"] for s in shards)
+    marker = work / "index.done.json"
+    if not (marker.exists() and json.loads(marker.read_text()).get("documents") == n_docs):
+        info = build_impact_index(vectors, index, threads or os.cpu_count() or 1, overwrite=True, quiet=True)
+        marker.write_text(json.dumps(info))
+    info = json.loads(marker.read_text())
+    search_cfg = reg.get("search") or {}
+    rows, ok = [], True
+    tol = float(reg.get("tolerance", 0.005))
+    for ts, (topics, qrels) in sets.items():
+        run_file = work / f"run.{ts}.txt"
+        search_topics(index, topics, encoder, run_file, search_cfg.get("hits", 1000),
+                      batch_size=search_cfg.get("batch_size", 32), threads=threads,
+                      encoded_queries=work / f"queries.{ts}.jsonl")
+        expected = reg["evaluations"][ts] or {}
+        measured = evaluate(run_file, qrels, list(expected))
+        for m, want in expected.items():
+            good = abs(measured[m] - want) <= tol + 1e-12
+            ok &= good
+            rows.append({"topic_set": ts, "metric": m, "expected": want, "measured": round(measured[m], 4),
+                         "delta": round(measured[m] - want, 4), "pass": good})
+    result = {"name": reg["name"], "kind": reg["kind"], "collection": spec.name, "encoder": str(encoder),
+              "tolerance": tol, "pass": ok, "rows": rows, "docs": n_docs, "index_bytes": info["bytes"],
+              "seconds": round(time.time() - t0, 1), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "machine": f"{platform.machine()} {os.cpu_count()} cores" + (f", {gpus} GPU(s)" if gpus > 1 else ""),
+              "command": f"python -m csplade_pyserini.reproduce {_rel(reg['_path'])}"}
+    out_dir = Path(results_dir or REPO_DIR / "eval" / "results")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{reg['name']}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results_page(out_dir, Path(path).parent, out_dir.parent / "results.md")
+    return result
+
+
+def _rel(p) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(REPO_DIR))
+    except ValueError:
+        return str(p)
+
+
+def write_results_page(results_dir: Path, regressions_dir: Path, page: Path) -> Path:
+    """eval/results.md: every regression, its command, expected values and the last measured scores."""
+    lines = ["# Regressions and their last measured scores", "",
+             "Generated by `python -m csplade_pyserini.reproduce` (do not edit). `shipped` regressions run on the "
+             "shared data with the shipped encoders; `paper` regressions hold the CSPLADE paper's reported numbers and "
+             "need the corpus and trained weights.", ""]
+    for kind in ("shipped", "paper"):
+        lines += [f"## {kind}", "", "| regression | topic set | metric | expected | measured | status | measured on |",
+                  "| --- | --- | --- | ---: | ---: | --- | --- |"]
+        for p in sorted(regressions_dir.glob("*.yaml")):
+            try:
+                reg = load_regression(p)
+            except SpecError:
+                continue
+            if reg["kind"] != kind:
+                continue
+            res_file = results_dir / f"{reg['name']}.json"
+            res = json.loads(res_file.read_text()) if res_file.exists() else None
+            got = {(r["topic_set"], r["metric"]): r for r in (res or {}).get("rows", [])}
+            for ts, metrics in reg["evaluations"].items():
+                for m, want in (metrics or {}).items():
+                    r = got.get((ts, m))
+                    status = "—" if r is None else ("pass" if r["pass"] else "FAIL")
+                    lines.append(f"| `{reg['name']}` | {ts} | {m} | {want:.4f} | "
+                                 f"{'' if r is None else format(r['measured'], '.4f')} | {status} | "
+                                 f"{'' if res is None else res['date'][:10] + ', ' + res['machine']} |")
+        lines.append("")
+    lines += ["Run one: `python -m csplade_pyserini.reproduce eval/regressions/NAME.yaml [--corpus-dir DIR] "
+              "[--encoder PATH] [--gpus N]`.", ""]
+    page.write_text("\n".join(lines))
+    return page
+
+
+def print_table(result: dict) -> None:
+    print(f"\n{result['name']}: {'PASS' if result['pass'] else 'FAIL'} (tolerance {result['tolerance']}, "
+          f"{result['docs']:,} docs, {result['seconds'] / 60:.1f} min)")
+    print(f"{'topic set':<10} {'metric':<8} {'expected':>9} {'measured':>9} {'delta':>8}  status")
+    for r in result["rows"]:
+        print(f"{r['topic_set']:<10} {r['metric']:<8} {r['expected']:>9.4f} {r['measured']:>9.4f} {r['delta']:>+8.4f}  "
+              f"{'pass' if r['pass'] else 'FAIL'}")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m csplade_pyserini.reproduce", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("regression", nargs="+", help="eval/regressions/*.yaml file(s)")
+    p.add_argument("--corpus-dir", default=None, help="folder holding user-provided corpora (msmarco-passage/, beir/...)")
+    p.add_argument("--encoder", default=None, help="encoder name or path (overrides the regression's; needed for paper runs)")
+    p.add_argument("--gpus", type=int, default=1, help="encode with one process per GPU (default: 1)")
+    p.add_argument("--threads", type=int, default=None, help="indexing/search threads (default: all cores)")
+    p.add_argument("--workdir", default=None, help="scratch folder (default: runs/reproduce/NAME; reused to resume)")
+    p.add_argument("--results-dir", default=None, help="where NAME.json goes (default: eval/results)")
+    return p
+
+
+def _main(argv=None):
+    a = build_parser().parse_args(argv)
+    ok = True
+    for path in a.regression:
+        res = run_regression(path, a.corpus_dir, a.encoder, a.gpus,
+                             a.workdir if len(a.regression) == 1 else None, a.results_dir, a.threads)
+        print_table(res)
+        ok &= res["pass"]
+    if not ok:
+        raise SystemExit(1)
+
+
+def main(argv=None):
+    run(_main, argv, "csplade-reproduce")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Collection specs and regression YAMLs load; the reproduce runner runs end to end and can fail."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from csplade_pyserini.collection_specs import CollectionSpec, SpecError, convert_beir_qrels, list_specs
+from csplade_pyserini.paths import REPO_DIR, data_dir
+from csplade_pyserini.reproduce import load_regression
+
+REGRESSIONS = sorted((REPO_DIR / "eval" / "regressions").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", list_specs(), ids=lambda p: p.stem)
+def test_every_collection_spec_loads(path):
+    spec = CollectionSpec.load(str(path))
+    assert spec.name == path.stem and spec.fields()
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=lambda p: p.stem)
+def test_every_regression_loads(path):
+    reg = load_regression(path)
+    assert reg["name"] == path.stem
+    assert reg["kind"] == "paper" or reg["encoder"]
+
+
+def test_paper_regressions_cover_the_tables():
+    paper = [load_regression(p) for p in REGRESSIONS if p.name.startswith("paper-")]
+    assert len(paper) == 6 * 14
+    bi8 = load_regression(REPO_DIR / "eval" / "regressions" / "paper-llama3.1-8b-bi-msmarco.yaml")
+    assert bi8["evaluations"]["dev"]["mrr@10"] == pytest.approx(0.413)
+    assert bi8["evaluations"]["dl20"]["ndcg@10"] == pytest.approx(0.728)
+
+
+def test_bad_yaml_and_bad_values_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nkind: [unclosed\n")
+    with pytest.raises(SpecError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_regression(bad)
+    bad.write_text(yaml.safe_dump({"name": "x", "kind": "shipped", "collection": "scifact",
+                                   "evaluations": {"test": {"ndcg@100": 0.5}}}))
+    with pytest.raises(SpecError, match="unknown metric 'ndcg@100'"):
+        load_regression(bad)
+    bad.write_text(yaml.safe_dump({"name": "x", "kind": "shipped", "collection": "scifact",
+                                   "evaluations": {"dev": {"ndcg@10": 0.5}}}))
+    with pytest.raises(SpecError, match="topic set 'dev' is not in collection 'scifact'"):
+        load_regression(bad)
+    bad.write_text(yaml.safe_dump({"name": "x", "kind": "shipped", "collection": "nope", "evaluations": {}}))
+    with pytest.raises(SpecError, match="file not found"):
+        load_regression(bad)
+    bad.write_text(yaml.safe_dump({"name": "x", "kind": "shipped", "collection": "scifact", "expected": 1,
+                                   "evaluations": {}}))
+    with pytest.raises(SpecError, match=r"unknown key\(s\) \['expected'\]"):
+        load_regression(bad)
+
+
+def test_user_collection_needs_corpus_dir():
+    spec = CollectionSpec.load("msmarco-passage")
+    with pytest.raises(SpecError, match="pass --corpus-dir"):
+        spec.corpus_path(None)
+
+
+def test_beir_qrels_conversion(tmp_path):
+    src = tmp_path / "test.tsv"
+    src.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\n")
+    assert convert_beir_qrels(src, tmp_path / "q.txt") == 2
+    assert (tmp_path / "q.txt").read_text() == "q1 0 d1 1\nq1 0 d2 0\n"
+
+
+@pytest.mark.slow
+def test_reproduce_runner_fails_then_passes(tmp_path):
+    from csplade_pyserini.reproduce import main
+
+    if not (data_dir() / "vaswani").exists():
+        pytest.skip("shared data not found")
+    reg = yaml.safe_load((REPO_DIR / "eval/regressions/vaswani-mini-smollm2-135m-causal-base.yaml").read_text())
+    reg.update(name="tiny", subset={"max_docs": 40, "seed": 1, "max_queries": 2},
+               evaluations={"test": {"ndcg@10": 0.9, "r@100": 0.9}})  # wrong on purpose
+    (tmp_path / "regs").mkdir()
+    path = tmp_path / "regs" / "tiny.yaml"
+    path.write_text(yaml.safe_dump(reg))
+    argv = [str(path), "--workdir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"), "--threads", "2"]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 1
+    res = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    assert res["pass"] is False and res["docs"] == 40 and len(res["rows"]) == 2
+    page = (tmp_path / "results.md").read_text()
+    assert "`tiny`" in page and "FAIL" in page
+    # the measured values as expected: passes, reusing the finished shard, index and query cache
+    reg["evaluations"] = {"test": {r["metric"]: r["measured"] for r in res["rows"]}}
+    path.write_text(yaml.safe_dump(reg))
+    main(argv)
+    res2 = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    assert res2["pass"] is True and res2["seconds"] < res["seconds"]
