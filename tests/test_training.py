@@ -171,3 +171,28 @@ def test_mine_negatives_with_bm25(tmp_path):
         assert negs and len(negs) <= 3 and not pos & set(negs)
     # d5 (judged 0) may be a negative of q2; d5 mentions 'gene', so BM25 ranks it first among non-positives
     assert rows[1]["negative_passages"][0]["docid"] == "d5"
+
+
+def test_msmarco_layout(tmp_path):
+    from csplade_pyserini.training.data import TrainingDataError, load_msmarco
+
+    (tmp_path / "collection.tsv").write_text("".join(f"{i}\t{p}\n" for i, (_, p) in enumerate(TOPICS)))
+    (tmp_path / "queries.tsv").write_text("q0\tbrain cancer\nq1\tmice genes\nq9\tno judgment\n")
+    (tmp_path / "qrels.txt").write_text("q0 0 0 1\nq1 0 1 1\n")
+    (tmp_path / "run.trec").write_text("q0 Q0 0 1 9.0 bm25\nq0 Q0 3 2 8.0 bm25\nq0 Q0 4 3 7.0 bm25\nq1 Q0 2 1 5.0 bm25\n")
+    rows = load_msmarco(tmp_path / "collection.tsv", tmp_path / "queries.tsv", tmp_path / "qrels.txt",
+                        tmp_path / "run.trec", depth=1)
+    assert rows[0] == {"query": "brain cancer", "positives": [TOPICS[0][1]], "negatives": [TOPICS[3][1]]}
+    assert rows[1]["negatives"] == [TOPICS[2][1]]
+    (tmp_path / "triples.tsv").write_text("q0\t0\t5\nq1\t1\t0\n")
+    rows = load_msmarco(tmp_path / "collection.tsv", tmp_path / "queries.tsv", tmp_path / "qrels.txt",
+                        tmp_path / "triples.tsv")
+    assert rows[0]["negatives"] == [TOPICS[5][1]] and rows[1]["negatives"] == [TOPICS[0][1]]
+    (tmp_path / "run.msmarco").write_text("q0\t4\t1\nq1\t5\t1\n")
+    rows = load_msmarco(tmp_path / "collection.tsv", tmp_path / "queries.tsv", tmp_path / "qrels.txt",
+                        tmp_path / "run.msmarco", negatives_format="msmarco-run")
+    assert rows[0]["negatives"] == [TOPICS[4][1]] and rows[1]["negatives"] == [TOPICS[5][1]]
+    (tmp_path / "qrels.txt").write_text("q0 0 77 1\n")
+    with pytest.raises(TrainingDataError, match=r"passage id\(s\) \['77'\]"):
+        load_msmarco(tmp_path / "collection.tsv", tmp_path / "queries.tsv", tmp_path / "qrels.txt",
+                     tmp_path / "triples.tsv")

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 @dataclass
 class TrainArguments:
     train_data: str = field(metadata={"help": "contrastive: Tevatron JSONL (query, positive_passages, "
-                                              "negative_passages); adapt: a corpus JSONL of passages"})
+                                              "negative_passages), or MS MARCO's collection.tsv with the "
+                                              "msmarco_* arguments; adapt: a corpus JSONL of passages"})
     output_dir: str = field(metadata={"help": "checkpoints, log.jsonl and the exported encoder (output_dir/encoder)"})
     stage: str = field(default="contrastive", metadata={"help": "adapt (CLM + ReLU-CLM) or contrastive (InfoNCE + FLOPS)",
                                                        "choices": ["adapt", "contrastive"]})
@@ -45,6 +46,12 @@ class TrainArguments:
     q_flops_weight: float = field(default=0.003, metadata={"help": "lambda_Q of FLOPS on queries (paper: 0.003 at 1B)"})
     d_flops_weight: float = field(default=0.003, metadata={"help": "lambda_D of FLOPS on passages (paper: 0.003 at 1B)"})
     flops_warmup_steps: int = field(default=0, metadata={"help": "quadratic warm-up of both lambdas over these steps"})
+    msmarco_queries: str | None = field(default=None, metadata={"help": "MS MARCO layout: queries TSV (qid, text)"})
+    msmarco_qrels: str | None = field(default=None, metadata={"help": "MS MARCO layout: qrels (qid 0 pid rel)"})
+    msmarco_negatives: str | None = field(default=None, metadata={
+        "help": "MS MARCO layout: mined negatives, a run file (TREC or MS MARCO) or triples (qid, pos, neg)"})
+    msmarco_negatives_format: str = field(default="auto", metadata={
+        "help": "auto (TREC run if it has Q0, else triples), trec-run, msmarco-run or triples"})
     # adaptation
     relu_weight: float = field(default=1.0, metadata={"help": "lambda_ReLU of L_ReLU in L_CLM + lambda_ReLU * L_ReLU"})
     seq_len: int = field(default=256, metadata={"help": "packed sequence length for adaptation (paper: 2048)"})
@@ -55,6 +62,9 @@ class TrainArguments:
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint if present"})
 
     def __post_init__(self):
+        msm = [self.msmarco_queries, self.msmarco_qrels, self.msmarco_negatives]
+        if any(msm) and not all(msm):
+            raise ValueError("the MS MARCO layout needs msmarco_queries, msmarco_qrels and msmarco_negatives together")
         if self.stage not in ("adapt", "contrastive"):
             raise ValueError(f"stage must be adapt or contrastive, got {self.stage!r}")
         if self.variant not in (None, "causal", "echo", "bi"):

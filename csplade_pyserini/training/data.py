@@ -89,3 +89,59 @@ def read_corpus_texts(path: str | Path, limit: int = 0) -> list[str]:
             if limit and len(out) >= limit:
                 break
     return [t for t in out if t]
+
+
+def _tsv(path, n_cols: int, what: str):
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+            if len(parts) < n_cols:
+                raise TrainingDataError(f"{path}:{lineno}: expected {what}")
+            yield parts
+
+
+NEGATIVES_FORMATS = ("auto", "trec-run", "msmarco-run", "triples")
+
+
+def load_msmarco(collection: str | Path, queries: str | Path, qrels: str | Path, negatives: str | Path,
+                 depth: int = 30, negatives_format: str = "auto") -> list[dict]:
+    """MS MARCO layout: collection.tsv (pid<TAB>text), queries.tsv (qid<TAB>text), qrels (qid 0 pid rel) and
+    mined negatives: a TREC run ('qid Q0 pid rank score tag'), an MS MARCO run ('qid<TAB>pid<TAB>rank') or triples
+    ('qid<TAB>pos_pid<TAB>neg_pid'). 'auto' reads 6 columns with Q0 as a TREC run and 3 columns as triples (an MS
+    MARCO run looks the same: name it). Judged positives are never used as negatives."""
+    if negatives_format not in NEGATIVES_FORMATS:
+        raise TrainingDataError(f"negatives format must be one of {NEGATIVES_FORMATS}, got {negatives_format!r}")
+    texts = {p[0]: p[1] for p in _tsv(collection, 2, "pid<TAB>passage")}
+    qtext = {p[0]: p[1] for p in _tsv(queries, 2, "qid<TAB>query")}
+    pos: dict[str, list[str]] = {}
+    for p in _tsv(qrels, 4, "qid 0 pid rel"):
+        if int(p[3]) > 0:
+            pos.setdefault(p[0], []).append(p[2])
+    negs: dict[str, list[str]] = {}
+    for p in _tsv(negatives, 3, "a run or triples line"):
+        fmt = negatives_format
+        if fmt == "auto":
+            fmt = "trec-run" if len(p) >= 6 and p[1] == "Q0" else "triples"
+        if fmt == "trec-run":
+            qid, pid = p[0], p[2]
+        elif fmt == "msmarco-run":
+            qid, pid = p[0], p[1]
+        else:
+            qid, pid = p[0], p[2]
+        lst = negs.setdefault(qid, [])
+        if pid not in pos.get(qid, ()) and pid not in lst and len(lst) < depth:
+            lst.append(pid)
+    rows = []
+    for qid, plist in pos.items():
+        if qid not in qtext:
+            continue
+        missing = [d for d in plist + negs.get(qid, []) if d not in texts]
+        if missing:
+            raise TrainingDataError(f"query {qid}: passage id(s) {missing[:3]} not in {collection}")
+        rows.append({"query": qtext[qid], "positives": [texts[d] for d in plist],
+                     "negatives": [texts[d] for d in negs.get(qid, [])]})
+    if not rows:
+        raise TrainingDataError(f"{qrels}: no query with a positive and a text in {queries}")
+    return rows

@@ -27,7 +27,7 @@ from ..modeling.backbone import load_causal_lm, load_tokenizer, resolve_base, we
 from ..modeling.card import EncoderCard
 from ..modeling.model import CspladeModel
 from .args import TrainArguments
-from .data import contrastive_batch, load_tevatron, pack_passages, read_corpus_texts
+from .data import contrastive_batch, load_msmarco, load_tevatron, pack_passages, read_corpus_texts
 from .losses import FlopsSchedule, adaptation_loss, contrastive_loss, sparsity_stats
 
 
@@ -68,6 +68,9 @@ class Trainer:
         if args.stage == "adapt":
             texts = read_corpus_texts(args.train_data, args.max_passages)
             self.rows = pack_passages(texts, model.tokenizer, args.seq_len)
+        elif args.msmarco_queries:
+            self.rows = load_msmarco(args.train_data, args.msmarco_queries, args.msmarco_qrels, args.msmarco_negatives,
+                                     negatives_format=args.msmarco_negatives_format)
         else:
             self.rows = load_tevatron(args.train_data, min_negatives=1 if args.negatives else 0)
         self.global_batch = args.batch_size * self.world
