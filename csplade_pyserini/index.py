@@ -60,7 +60,20 @@ def check_shards(input_dir: str | Path) -> int:
             if expected != n:
                 raise UsageError(f"{f}: {n} documents, but its manifest says {expected} (incomplete shard?)")
         total += n
+    _check_all_shards_present(input_dir, {f.name for f in files})
     return total
+
+
+def _check_all_shards_present(input_dir: Path, names: set[str]) -> None:
+    """Every shard of a sharded encoding must be there: manifests say how many there are."""
+    from .writer import meta_dir, shard_filename
+
+    nums = {json.loads(m.read_text()).get("shard_num", 1) for m in meta_dir(input_dir).glob("*.jsonl.json")}
+    for n in nums:
+        missing = [shard_filename(i, n) for i in range(n) if shard_filename(i, n) not in names]
+        if missing:
+            raise UsageError(f"{input_dir}: {len(missing)} of {n} shards missing ({', '.join(missing[:3])}"
+                             f"{', ...' if len(missing) > 3 else ''}); encode them (--resume skips finished ones)")
 
 
 def build_impact_index(input_dir, index_dir, threads: int = 2, store_raw: bool = False, overwrite: bool = False,

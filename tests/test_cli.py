@@ -167,3 +167,15 @@ def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_che
     assert done["docs_out"] == 40 and done["empty_texts"] == ref["empty_texts"] == 10
     again = encode_corpus(corpus, out, str(tiny_checkpoint), device="cpu", quiet=True, resume=True)
     assert again["sha256"] == done["sha256"] == ref["sha256"]  # a finished shard is skipped
+
+
+def test_index_detects_missing_shard(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encode import encode_corpus
+    from csplade_pyserini.index import build_impact_index
+
+    docs = [{"id": f"d{i}", "text": "cells cancer"} for i in range(6)]
+    corpus = _corpus(tmp_path, docs)
+    for s in (0, 2):  # shard 1 of 3 never encoded
+        encode_corpus(corpus, tmp_path / "vec", str(tiny_checkpoint), shard_id=s, shard_num=3, device="cpu", quiet=True)
+    with pytest.raises(UsageError, match=r"1 of 3 shards missing \(embeddings-001-of-003.jsonl\)"):
+        build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
