@@ -67,7 +67,7 @@ class CspladeEncoder:
         if run_dtype != card.dtype:
             print(f"[csplade] {card.dtype} has no fast kernels on this CPU; running in {run_dtype}", file=sys.stderr)
             card = card.with_overrides(dtype=run_dtype)
-        base = resolve_base(card.base_model)
+        base = resolve_base(card.base_ref())
         tokenizer = load_tokenizer(base)
         lm = load_causal_lm(base, card.dtype, device)
         if card.adapter_paths():

@@ -63,6 +63,12 @@ class EncoderCard:
     def directory(self) -> Path | None:
         return Path(self.path).parent if self.path else None
 
+    def base_ref(self) -> str:
+        """base_model, resolved against the card's directory when it names a checkpoint there (full fine-tunes)."""
+        if self.directory is not None and (self.directory / self.base_model / "config.json").exists():
+            return str(self.directory / self.base_model)
+        return self.base_model
+
     def adapter_paths(self) -> list[Path]:
         """Adapters to merge into the base, in order (e.g. the adaptation stage, then the contrastive stage)."""
         names = [self.adapter] if isinstance(self.adapter, str) else list(self.adapter or [])

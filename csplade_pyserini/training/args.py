@@ -38,6 +38,8 @@ class TrainArguments:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0: off)"})
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast (fast only on GPUs and CPUs with AVX-512 BF16/AMX)"})
+    fsdp: bool = field(default=False, metadata={"help": "with several processes: shard the decoder layers (FSDP2) "
+                                                     "instead of replicating them; --resume not supported yet"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward"})
     seed: int = field(default=42, metadata={"help": "seed of data order, negatives sampling and init"})
     # contrastive

@@ -34,7 +34,7 @@ from .losses import FlopsSchedule, adaptation_loss, contrastive_loss, sparsity_s
 def build_model(args: TrainArguments, card: EncoderCard):
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    base = resolve_base(card.base_model)
+    base = resolve_base(card.base_ref())
     tok = load_tokenizer(base)
     from ..modeling.backbone import pick_device
 
@@ -58,10 +58,14 @@ class Trainer:
     def __init__(self, args: TrainArguments, card: EncoderCard, model: CspladeModel, base_dir: Path):
         self.args, self.card, self.model, self.base_dir = args, card, model, base_dir
         self.out = Path(args.output_dir)
-        self.params = [p for p in model.parameters() if p.requires_grad]
         dist = torch.distributed
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.rank = dist.get_rank() if self.world > 1 else 0
+        self.fsdp = bool(args.fsdp and self.world > 1)
+        if self.fsdp:
+            shard_decoder_layers(model)
+        # after sharding: fully_shard replaces the layers' parameters, and the optimizer must hold the new ones
+        self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=args.learning_rate, weight_decay=args.weight_decay)
         self.step = 0
         self.flops_schedule = FlopsSchedule(1.0, args.flops_warmup_steps)  # warm-up factor in [0, 1]
@@ -146,13 +150,13 @@ class Trainer:
                 parts["loss"] = parts["loss"].detach() / self.world
             for k, v in parts.items():
                 agg[k] = agg.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) / a.gradient_accumulation_steps
-        if self.world > 1:
+        if self.world > 1:  # FSDP-sharded (DTensor) grads are already reduce-scattered and averaged
             for p in self.params:
-                if p.grad is not None:
+                if p.grad is not None and not hasattr(p.grad, "to_local"):
                     torch.distributed.all_reduce(p.grad)
                     p.grad /= self.world
         if a.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
+            clip_grad_norm(self.params, a.max_grad_norm, self.world)
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
@@ -161,32 +165,60 @@ class Trainer:
         return agg
 
     # -- checkpoints --------------------------------------------------------------------------------------
+    def trained_state(self) -> dict:
+        """Trainable weights as full tensors (a collective under FSDP: every rank must call it)."""
+        if self.args.full_finetune:
+            sd = self.model.lm.state_dict()
+        else:
+            from peft import get_peft_model_state_dict
+
+            sd = get_peft_model_state_dict(self.model.lm)
+        return {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().cpu().contiguous()
+                for k, v in sd.items()}
+
+    def write_weights(self, directory: Path, sd: dict) -> None:
+        """An adapter directory (adapter_config.json + adapter_model.safetensors) or, for full fine-tuning, a HF
+        checkpoint; safetensors only."""
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.args.full_finetune:
+            self.model.lm.save_pretrained(str(directory), state_dict=sd, safe_serialization=True)
+            self.model.tokenizer.save_pretrained(str(directory))
+            return
+        save_file(sd, str(directory / "adapter_model.safetensors"))
+        self.model.lm.peft_config["default"].save_pretrained(str(directory))
+
     def save_checkpoint(self):
+        import shutil
+
+        sd = self.trained_state()
         if self.rank != 0:
             return
-        ck = self.out / "checkpoint"
-        tmp = self.out / "checkpoint.tmp"
+        ck, tmp = self.out / "checkpoint", self.out / "checkpoint.tmp"
         if tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp)
-        self.model.lm.save_pretrained(str(tmp / "adapter"), safe_serialization=True)
-        torch.save({"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                    "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+        self.write_weights(tmp / "adapter", sd)
+        if not self.fsdp:  # FSDP checkpoints hold the weights only: the sharded optimizer state is not saved yet
+            torch.save({"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                        "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
         if ck.exists():
-            import shutil
-
             shutil.rmtree(ck)
         tmp.rename(ck)
 
     def load_checkpoint(self) -> bool:
+        if self.fsdp:
+            raise ValueError("--resume is not supported with --fsdp yet (the sharded optimizer state is not saved)")
         ck = self.out / "checkpoint"
         if not (ck / "state.pt").exists():
             return False
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        set_peft_model_state_dict(self.model.lm, load_file(str(ck / "adapter" / "adapter_model.safetensors")))
+        if self.args.full_finetune:
+            self.model.lm.load_state_dict(load_file(str(ck / "adapter" / "model.safetensors")), strict=False)
+        else:
+            set_peft_model_state_dict(self.model.lm, load_file(str(ck / "adapter" / "adapter_model.safetensors")))
         state = torch.load(ck / "state.pt", weights_only=True)  # our own resume state: tensors and numbers only
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -194,11 +226,22 @@ class Trainer:
         self.step = state["step"]
         return True
 
-    def export(self) -> Path:
-        """The trained encoder: adapter (safetensors) + card, loadable by the encode/search CLIs by path."""
+    def export(self) -> Path | None:
+        """The trained encoder: adapter (safetensors) + card, loadable by the encode/search CLIs by path.
+        Every rank calls it (gathering sharded weights); rank 0 writes."""
+        sd = self.trained_state()
+        if self.rank != 0:
+            return None
         enc_dir = self.out / "encoder"
+        if self.args.full_finetune:  # a full checkpoint inside the encoder directory becomes its base model
+            self.write_weights(enc_dir / "model", sd)
+            card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
+                                  "base_model": "model", "adapter": None, "base_sha256": None,
+                                  "training": {"stage": self.args.stage, "steps": self.step, "args": asdict(self.args)}})
+            card.save(enc_dir)
+            return enc_dir
         name = f"stage{len(self.card.adapter_paths()) + 1}"
-        self.model.lm.save_pretrained(str(enc_dir / name), safe_serialization=True)
+        self.write_weights(enc_dir / name, sd)
         adapters = [str(p.resolve()) for p in self.card.adapter_paths()]
         if adapters:  # copy earlier stages next to the new one so the encoder directory stands alone
             import shutil
@@ -239,6 +282,39 @@ class Trainer:
         return last
 
 
+def shard_decoder_layers(model: CspladeModel) -> None:
+    """FSDP2: shard each decoder layer across ranks. Embeddings, final norm and the LM head stay whole on every rank
+    (the sparse head reads ``lm_head.weight`` directly; under LoRA they are frozen)."""
+    from torch.distributed.fsdp import fully_shard
+
+    layers = getattr(model.decoder, "layers", None)
+    if layers is None:
+        raise ValueError(f"{type(model.decoder).__name__} has no .layers to shard with FSDP")
+    for layer in layers:
+        fully_shard(layer)
+
+
+def clip_grad_norm(params, max_norm: float, world: int) -> float:
+    """Gradient clipping over a mix of sharded (DTensor) and whole gradients; the same scale on every rank."""
+    sharded, whole = torch.zeros(()), torch.zeros(())
+    for p in params:
+        if p.grad is None:
+            continue
+        if hasattr(p.grad, "to_local"):
+            sharded += p.grad.to_local().float().pow(2).sum().cpu()
+        else:
+            whole += p.grad.float().pow(2).sum().cpu()
+    if world > 1 and any(hasattr(p.grad, "to_local") for p in params if p.grad is not None):
+        torch.distributed.all_reduce(sharded)
+    total = float((sharded + whole).sqrt())
+    coef = max_norm / (total + 1e-6)
+    if coef < 1:
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(coef)
+    return total
+
+
 def init_distributed(args: TrainArguments) -> None:
     """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL with one GPU per rank, else gloo."""
     import os
@@ -265,4 +341,4 @@ def run_training(args: TrainArguments) -> Path | None:
     print(f"[train] stage {args.stage}: {len(trainer.rows)} examples, {trainer.total_steps} steps, "
           f"{sum(p.numel() for p in trainer.params):,} trainable parameters", file=sys.stderr)
     trainer.train(lambda s: print(s, file=sys.stderr))
-    return trainer.export() if trainer.rank == 0 else None
+    return trainer.export()
