@@ -196,3 +196,22 @@ def test_msmarco_layout(tmp_path):
     with pytest.raises(TrainingDataError, match=r"passage id\(s\) \['77'\]"):
         load_msmarco(tmp_path / "collection.tsv", tmp_path / "queries.tsv", tmp_path / "qrels.txt",
                      tmp_path / "triples.tsv")
+
+
+def test_full_finetune_export_round_trip(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encoder import CspladeEncoder
+
+    t = _trainer(tmp_path, tiny_checkpoint, out="full", max_steps=2, full_finetune=True, learning_rate=1e-3)
+    t.train(log=lambda s: None)
+    enc_dir = t.export()
+    card = json.loads((enc_dir / "card.json").read_text())
+    assert card["base_model"] == "model" and card["adapter"] is None
+    assert (enc_dir / "model" / "model.safetensors").exists() and not list(enc_dir.rglob("*.bin"))
+    enc = CspladeEncoder.load(str(enc_dir), device="cpu")
+    t.model.eval()
+    with torch.no_grad():
+        want = t.encode(["brain cancer"], "query")
+    f = enc.model.features(enc.model.token_lists(["brain cancer"], enc.card.query_prefix), enc.card.query_max_length)
+    with torch.no_grad():
+        got = enc.model(f.input_ids, f.attention_mask, f.pool_mask)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
