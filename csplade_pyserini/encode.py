@@ -13,8 +13,8 @@ or Anserini's IndexCollection (-collection JsonVectorCollection -impact -pretoke
 from __future__ import annotations
 
 import argparse
-import json
 import contextlib
+import json
 import sys
 import time
 
