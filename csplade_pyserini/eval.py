@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import io
 import json
-import sys
 from pathlib import Path
 
 from .cli import UsageError, run

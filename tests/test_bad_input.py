@@ -1,6 +1,5 @@
 """Bad input: one clear error naming the file/record and the problem; nothing lost silently."""
 import json
-import os
 
 import pytest
 

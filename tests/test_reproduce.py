@@ -1,6 +1,5 @@
 """Collection specs and regression YAMLs load; the reproduce runner runs end to end and can fail."""
 import json
-from pathlib import Path
 
 import pytest
 import yaml

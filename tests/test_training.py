@@ -105,10 +105,23 @@ def test_resume_continues_exactly(tmp_path, tiny_checkpoint):
     assert again == pytest.approx(losses[2:], rel=1e-6, abs=1e-7)
 
 
-def test_adapt_stage_runs_and_export_round_trip(tmp_path, tiny_checkpoint):
+def _assert_export_encodes_like_trainer(enc_dir, trainer):
+    """The exported encoder, loaded by path, gives the trainer's query vector."""
     from csplade_pyserini.encoder import CspladeEncoder
-    from csplade_pyserini.training.trainer import Trainer, build_model
+
+    enc = CspladeEncoder.load(str(enc_dir), device="cpu")
+    trainer.model.eval()
+    with torch.no_grad():
+        want = trainer.encode(["brain cancer"], "query")
+    f = enc.model.features(enc.model.token_lists(["brain cancer"], enc.card.query_prefix), enc.card.query_max_length)
+    with torch.no_grad():
+        got = enc.model(f.input_ids, f.attention_mask, f.pool_mask)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_adapt_stage_runs_and_export_round_trip(tmp_path, tiny_checkpoint):
     from csplade_pyserini.encoder import resolve_card
+    from csplade_pyserini.training.trainer import Trainer, build_model
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": str(i), "title": "", "text": p * 3}) + "\n" for i, (_, p) in enumerate(TOPICS)))
@@ -129,14 +142,7 @@ def test_adapt_stage_runs_and_export_round_trip(tmp_path, tiny_checkpoint):
     final = t2.export()
     card2 = json.loads((final / "card.json").read_text())
     assert card2["adapter"] == ["stage1", "stage2"] and len(card2["base_sha256"]) == 64
-    enc = CspladeEncoder.load(str(final), device="cpu")
-    t2.model.eval()
-    with torch.no_grad():
-        want = t2.encode(["brain cancer"], "query")
-    f = enc.model.features(enc.model.token_lists(["brain cancer"], enc.card.query_prefix), enc.card.query_max_length)
-    with torch.no_grad():
-        got = enc.model(f.input_ids, f.attention_mask, f.pool_mask)
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    _assert_export_encodes_like_trainer(final, t2)
 
 
 def test_adapter_on_wrong_base_fails_clearly(tmp_path, tiny_checkpoint):
@@ -199,19 +205,10 @@ def test_msmarco_layout(tmp_path):
 
 
 def test_full_finetune_export_round_trip(tmp_path, tiny_checkpoint):
-    from csplade_pyserini.encoder import CspladeEncoder
-
     t = _trainer(tmp_path, tiny_checkpoint, out="full", max_steps=2, full_finetune=True, learning_rate=1e-3)
     t.train(log=lambda s: None)
     enc_dir = t.export()
     card = json.loads((enc_dir / "card.json").read_text())
     assert card["base_model"] == "model" and card["adapter"] is None
     assert (enc_dir / "model" / "model.safetensors").exists() and not list(enc_dir.rglob("*.bin"))
-    enc = CspladeEncoder.load(str(enc_dir), device="cpu")
-    t.model.eval()
-    with torch.no_grad():
-        want = t.encode(["brain cancer"], "query")
-    f = enc.model.features(enc.model.token_lists(["brain cancer"], enc.card.query_prefix), enc.card.query_max_length)
-    with torch.no_grad():
-        got = enc.model(f.input_ids, f.attention_mask, f.pool_mask)
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    _assert_export_encodes_like_trainer(enc_dir, t)
