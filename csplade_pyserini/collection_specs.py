@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from .corpus import doc_id
 from .paths import REPO_DIR, data_dir
 
 CORPUS_FORMATS = ("beir", "jsonl", "msmarco-tsv")
@@ -176,7 +177,7 @@ def subset_corpus(corpus: Path, qrels: Path, max_docs: int, seed: int, out: Path
         if parts and (qids is None or parts[0] in qids):
             judged.add(parts[2])
     lines = [line for line in open(corpus, encoding="utf-8") if line.strip()]
-    ids = [str(next(v for k, v in json.loads(line).items() if k in ("id", "_id", "docid"))) for line in lines]
+    ids = [str(doc_id(json.loads(line), None)) for line in lines]
     n_total = len(lines)
     if max_docs and max_docs < n_total:
         keep_j = [i for i, d in enumerate(ids) if d in judged]

@@ -48,6 +48,18 @@ def doc_id(info: dict, docid_field: str | None):
     return None
 
 
+def join_text(*parts) -> str:
+    """The one rule for combining fields (title and text): stripped, empty parts skipped, joined with a space."""
+    return " ".join(p.strip() for p in parts if p and p.strip())
+
+
+def record_text(info: dict, fields=("title", "text")) -> str:
+    """A record's text: its fields joined by :func:`join_text`, or its 'contents' when it has none of them."""
+    if any(f in info for f in fields):
+        return join_text(*(info.get(f) for f in fields))
+    return join_text(info.get("contents"))
+
+
 def check_jsonl_corpus(path, fields=("text",), docid_field=None, delimiter="\n") -> CorpusCheck:
     check = CorpusCheck(files=corpus_files(path))
     seen: dict[str, str] = {}

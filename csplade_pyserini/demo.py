@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .cli import UsageError, run
 from .collection_specs import subset_corpus
+from .corpus import doc_id, record_text
 from .encoder import DEFAULT_ENCODER
 from .paths import REPO_DIR, data_dir
 
@@ -27,8 +28,7 @@ def bm25_collection(corpus: Path, out_dir: Path) -> None:
     with open(out_dir / "docs.jsonl", "w", encoding="utf-8") as fh:
         for line in open(corpus, encoding="utf-8"):
             d = json.loads(line)
-            text = " ".join(x for x in (d.get("title", ""), d.get("text", "")) if x)
-            fh.write(json.dumps({"id": d["id"], "contents": text}) + "\n")
+            fh.write(json.dumps({"id": str(doc_id(d, None)), "contents": record_text(d)}) + "\n")
 
 
 def bm25_search(index: Path, topics: dict, output: Path, hits: int, threads: int) -> float:

@@ -66,7 +66,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
 
     from tqdm import tqdm
 
-    from .corpus import check_jsonl_corpus
+    from .corpus import check_jsonl_corpus, join_text
     from .encoders import CspladeDocumentEncoder
     from .writer import AtomicJsonlWriter, meta_dir, sha256_file, shard_filename, write_manifest
     from pyserini.encode import JsonlCollectionIterator
@@ -129,7 +129,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
                 texts = batch[fields[-1]] if len(fields) > 1 else batch[fields[0]]
                 titles = batch[fields[0]] if len(fields) > 1 else None
                 if len(fields) > 2:  # join leading fields as the title
-                    titles = [" ".join(x for x in xs if x) for xs in zip(*(batch[f] for f in fields[:-1]))]
+                    titles = [join_text(*xs) for xs in zip(*(batch[f] for f in fields[:-1]))]
                 batch["vector"] = enc.encode(texts, titles=titles, max_length=max_length, progress=bar.update)
                 writer.write(batch, fields)
                 stats = enc.stats

@@ -18,12 +18,9 @@ jvm.bootstrap()  # pyserini.encode starts the JVM at import
 
 from pyserini.encode import DocumentEncoder, QueryEncoder  # noqa: E402
 
+from .corpus import join_text  # noqa: E402
 from .encoder import CspladeEncoder  # noqa: E402
 from .modeling.card import EncoderCard  # noqa: E402
-
-
-def _join(title: str | None, text: str | None) -> str:
-    return " ".join(t.strip() for t in (title, text) if t and t.strip())
 
 
 class CspladeDocumentEncoder(DocumentEncoder):
@@ -41,7 +38,7 @@ class CspladeDocumentEncoder(DocumentEncoder):
     def encode(self, texts, titles=None, max_length: int | None = None, fp16: bool = False, progress=None,
                **kwargs):
         if titles is not None:
-            texts = [_join(ti, te) for ti, te in zip(titles, texts)]
+            texts = [join_text(ti, te) for ti, te in zip(titles, texts)]
         else:
             texts = [t or "" for t in texts]
         return self.encoder.encode(texts, "passage", max_length=max_length, progress=progress)

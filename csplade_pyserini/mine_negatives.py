@@ -33,15 +33,14 @@ def read_qrels(path) -> dict[str, set[str]]:
 
 def mine(corpus, topics, qrels, output, depth=30, threads=2, index=None, encoder=None) -> dict:
     from . import jvm
-    from .corpus import check_jsonl_corpus
+    from .corpus import check_jsonl_corpus, doc_id
     from .topics import load_topics, qrels_path
 
     check_jsonl_corpus(corpus, ["title", "text"])
     docs = {}
     for line in open(corpus, encoding="utf-8"):
         d = json.loads(line)
-        docs[str(d.get("id", d.get("_id", d.get("docid"))))] = {"title": d.get("title", ""),
-                                                                "text": d.get("text", d.get("contents", ""))}
+        docs[str(doc_id(d, None))] = {"title": d.get("title", ""), "text": d.get("text", d.get("contents", ""))}
     topics = load_topics(topics)
     rel = read_qrels(qrels_path(qrels))
     qids = [q for q in topics if q in rel]

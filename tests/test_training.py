@@ -212,3 +212,15 @@ def test_full_finetune_export_round_trip(tmp_path, tiny_checkpoint):
     assert card["base_model"] == "model" and card["adapter"] is None
     assert (enc_dir / "model" / "model.safetensors").exists() and not list(enc_dir.rglob("*.bin"))
     _assert_export_encodes_like_trainer(enc_dir, t)
+
+
+def test_mine_negatives_reads_beir_ids(tmp_path):
+    from csplade_pyserini.mine_negatives import mine
+
+    corpus = tmp_path / "corpus.jsonl"  # BEIR corpora name the id '_id'
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": p}) + "\n" for i, (_, p) in enumerate(TOPICS)))
+    (tmp_path / "q.tsv").write_text("q1\tbrain cancer radiation\n")
+    (tmp_path / "qrels.txt").write_text("q1 0 d0 1\n")
+    mine(corpus, str(tmp_path / "q.tsv"), str(tmp_path / "qrels.txt"), tmp_path / "train.jsonl", depth=3, threads=1)
+    row = json.loads((tmp_path / "train.jsonl").read_text())
+    assert row["positive_passages"][0]["docid"] == "d0" and row["negative_passages"][0]["docid"] == "d5"

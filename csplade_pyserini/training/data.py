@@ -13,7 +13,9 @@ class TrainingDataError(ValueError):
 
 
 def _passage_text(p: dict) -> str:
-    return " ".join(x.strip() for x in (p.get("title") or "", p.get("text") or "") if x and x.strip())
+    from ..corpus import record_text
+
+    return record_text(p)
 
 
 def load_tevatron(path: str | Path, min_negatives: int = 0) -> list[dict]:
@@ -85,7 +87,7 @@ def read_corpus_texts(path: str | Path, limit: int = 0) -> list[str]:
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             d = json.loads(line)
-            out.append(_passage_text(d) if "text" in d else d.get("contents", ""))
+            out.append(_passage_text(d))
             if limit and len(out) >= limit:
                 break
     return [t for t in out if t]

@@ -89,10 +89,17 @@ class Trainer:
                                    num_training_steps=self.total_steps)
 
     # -- data order ---------------------------------------------------------------------------------------
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The data order of an epoch, a function of (seed, epoch); computed once per epoch."""
+        if getattr(self, "_order", (None,))[0] != epoch:
+            gen = torch.Generator().manual_seed(self.args.seed + epoch)
+            self._order = (epoch, torch.randperm(len(self.rows), generator=gen))
+        return self._order[1]
+
     def micro_batch(self, k: int):
         """The k-th micro-batch of the run (deterministic in seed and k)."""
         epoch, i = divmod(k, self.micro_per_epoch)
-        perm = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.args.seed + epoch))
+        perm = self.epoch_order(epoch)
         bs = self.args.batch_size
         start = i * self.global_batch + self.rank * bs
         idx = perm[start:start + bs].tolist()
