@@ -19,7 +19,9 @@ from .modeling.model import CspladeModel
 from .paths import encoders_dir
 from .sparse import quantize
 
-DEFAULT_ENCODER = "smollm2-135m-causal-base"
+BASE_ENCODER = "smollm2-135m-causal-base"
+# The score that ranks shipped encoders (written into each card by `python -m csplade_pyserini.results`).
+PRIMARY_SCORE = ("scifact", "ndcg@10")
 SIDES = ("query", "passage")
 
 
@@ -30,6 +32,23 @@ class EncoderNotFoundError(ValueError):
 def available_encoders() -> list[str]:
     d = encoders_dir()
     return sorted(p.parent.name for p in d.glob(f"*/{CARD_FILE}")) if d.exists() else []
+
+
+def default_encoder() -> str:
+    """The best shipped encoder: the highest PRIMARY_SCORE among encoders/*/card.json (the base if none has one)."""
+    best, best_score = BASE_ENCODER, float("-inf")
+    for name in available_encoders():
+        try:
+            card = EncoderCard.load(encoders_dir() / name)
+        except CardError:
+            continue
+        score = (card.scores.get(PRIMARY_SCORE[0]) or {}).get(PRIMARY_SCORE[1])
+        if isinstance(score, (int, float)) and score > best_score:
+            best, best_score = name, score
+    return best
+
+
+DEFAULT_ENCODER = default_encoder()
 
 
 def resolve_card(name_or_path: str | None) -> EncoderCard:
@@ -72,7 +91,7 @@ class CspladeEncoder:
         lm = load_causal_lm(base, card.dtype, device)
         if card.adapter_paths():
             lm = attach_adapters(lm, card, base)
-        model = CspladeModel(lm, tokenizer, card.variant, chunk_tokens).to(device).eval()
+        model = CspladeModel(lm, tokenizer, card.variant, chunk_tokens, card.logit_shift).to(device).eval()
         return cls(card, model, batch_size)
 
     # -- encoding -------------------------------------------------------------------------------------------

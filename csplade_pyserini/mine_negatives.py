@@ -49,7 +49,7 @@ def mine(corpus, topics, qrels, output, depth=30, threads=2, index=None, encoder
     jvm.bootstrap()
     with tempfile.TemporaryDirectory() as tmp:
         if index is None:
-            from .demo import bm25_collection
+            from .bm25 import bm25_collection
             from .index import build_bm25_index
             from pyserini.search.lucene import LuceneSearcher
 

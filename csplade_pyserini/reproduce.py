@@ -25,7 +25,9 @@ from .collection_specs import CollectionSpec, SpecError, _check_keys, load_yaml
 from .paths import REPO_DIR
 
 REG_KEYS = {"name", "kind", "description", "collection", "encoder", "requires", "subset", "encode", "search",
-            "tolerance", "evaluations", "command", "measured_on"}
+            "tolerance", "evaluations", "command", "measured_on", "role", "setup", "score_key", "sweep"}
+ROLES = ("shipped", "baseline", "ablation", "paper")
+BM25 = "bm25"  # `encoder: bm25` runs Pyserini's BM25 on the same documents and queries
 
 
 def load_regression(path) -> dict:
@@ -45,6 +47,13 @@ def load_regression(path) -> dict:
                 raise SpecError(f"{where}: unknown metric {m!r} in {ts} (known: {list(METRICS)})")
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise SpecError(f"{where}: expected value of {ts}.{m} must be a number in [0, 1], got {v!r}")
+    d.setdefault("role", "paper" if d["kind"] == "paper" else "shipped")
+    if d["role"] not in ROLES:
+        raise SpecError(f"{where}: role must be one of {ROLES}, got {d['role']!r}")
+    _check_keys(d.get("sweep") or {}, {"top_k"}, set(), f"{where}: sweep")
+    ks = (d.get("sweep") or {}).get("top_k") or []
+    if not isinstance(ks, list) or not all(isinstance(k, int) and k > 0 for k in ks):
+        raise SpecError(f"{where}: sweep.top_k must be a list of positive ints, got {ks!r}")
     _check_keys(d.get("subset") or {}, {"max_docs", "seed", "max_queries"}, set(), f"{where}: subset")
     _check_keys(d.get("encode") or {}, {"batch_size", "max_length"}, set(), f"{where}: encode")
     _check_keys(d.get("search") or {}, {"hits", "batch_size"}, set(), f"{where}: search")
@@ -76,7 +85,6 @@ def encode_sharded(corpus, vectors, encoder, fields, batch_size, max_length, gpu
 
 def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, results_dir=None, threads=None) -> dict:
     from .eval import evaluate
-    from .index import build_impact_index
     from .search import search_topics
     from .topics import load_topics
     from .collection_specs import convert_corpus, subset_corpus
@@ -108,41 +116,154 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         corpus = work / "subset.jsonl"
         print(f"[reproduce] subset: {n:,} of {n_total:,} docs ({n_judged} judged)", file=sys.stderr)
     enc_cfg = reg.get("encode") or {}
-    vectors = work / "vectors"
-    shards = encode_sharded(corpus, vectors, encoder, spec.fields(), enc_cfg.get("batch_size", 32),
-                            enc_cfg.get("max_length"), gpus)
-    index = work / "index"
-    n_docs = sum(s["docs_out"] for s in shards)
-    marker = work / "index.done.json"
-    if not (marker.exists() and json.loads(marker.read_text()).get("documents") == n_docs):
-        info = build_impact_index(vectors, index, threads or os.cpu_count() or 1, overwrite=True, quiet=True)
-        marker.write_text(json.dumps(info))
-    info = json.loads(marker.read_text())
     search_cfg = reg.get("search") or {}
+    hits = search_cfg.get("hits", 1000)
+    stats: dict = {}
+    if str(encoder) == BM25:
+        from .bm25 import bm25_collection, bm25_search
+        from .index import build_bm25_index
+
+        index, marker = work / "bm25-index", work / "bm25-index.done.json"
+        if not marker.exists():
+            bm25_collection(corpus, work / "bm25-collection")
+            marker.write_text(json.dumps(build_bm25_index(work / "bm25-collection", index, threads or os.cpu_count()
+                                                          or 1, overwrite=True, quiet=True)))
+        info = json.loads(marker.read_text())
+        n_docs = info["documents"]
+
+        def search(ts, topics, run_file):
+            bm25_search(index, topics, run_file, hits, threads or os.cpu_count() or 1)
+    else:
+        vectors = work / "vectors"
+        shards = encode_sharded(corpus, vectors, encoder, spec.fields(), enc_cfg.get("batch_size", 32),
+                                enc_cfg.get("max_length"), gpus)
+        n_docs = sum(s["docs_out"] for s in shards)
+        info = _impact_index(vectors, work / "index", n_docs, threads)
+        index = work / "index"
+        stats["terms_per_doc"] = round(avg_terms(vectors), 1)
+        stats["docs_per_s"] = round(n_docs / max(sum(s["seconds"] for s in shards), 1e-9), 2)
+        stats["encode_seconds"] = round(sum(s["seconds"] for s in shards), 1)
+        stats["encoder_card"] = {k: shards[0]["encoder"].get(k) for k in (
+            "name", "variant", "passage_max_length", "query_max_length", "passage_top_k", "query_top_k",
+            "quantization_scale", "training")}
+
+        def search(ts, topics, run_file):
+            search_topics(index, topics, encoder, run_file, hits, batch_size=search_cfg.get("batch_size", 32),
+                          threads=threads, encoded_queries=work / f"queries.{ts}.jsonl", quiet=True)
     rows, ok = [], True
     tol = float(reg.get("tolerance", 0.005))
+    measured_all: dict = {}
     for ts, (topics, qrels) in sets.items():
         run_file = work / f"run.{ts}.txt"
-        search_topics(index, topics, encoder, run_file, search_cfg.get("hits", 1000),
-                      batch_size=search_cfg.get("batch_size", 32), threads=threads,
-                      encoded_queries=work / f"queries.{ts}.jsonl")
+        search(ts, topics, run_file)
+        if str(encoder) != BM25:
+            stats.setdefault("terms_per_query", {})[ts] = round(avg_terms(work / f"queries.{ts}.jsonl", "vector"), 1)
         expected = reg["evaluations"][ts] or {}
-        measured = evaluate(run_file, qrels, list(expected))
+        measured = evaluate(run_file, qrels, list(dict.fromkeys([*expected, *REPORTED])))
+        measured_all[ts] = {m: round(v, 4) for m, v in measured.items()}
         for m, want in expected.items():
             good = abs(measured[m] - want) <= tol + 1e-12
             ok &= good
             rows.append({"topic_set": ts, "metric": m, "expected": want, "measured": round(measured[m], 4),
                          "delta": round(measured[m] - want, 4), "pass": good})
-    result = {"name": reg["name"], "kind": reg["kind"], "collection": spec.name, "encoder": str(encoder),
-              "tolerance": tol, "pass": ok, "rows": rows, "docs": n_docs, "index_bytes": info["bytes"],
-              "seconds": round(time.time() - t0, 1), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()} {os.cpu_count()} cores" + (f", {gpus} GPU(s)" if gpus > 1 else ""),
+    sweep = []
+    for k in (reg.get("sweep") or {}).get("top_k") or []:
+        if str(encoder) == BM25:
+            break
+        pruned = work / f"vectors-top{k}"
+        if not pruned.exists():
+            prune_vectors(work / "vectors", pruned, k)
+        kinfo = _impact_index(pruned, work / f"index-top{k}", n_docs, threads)
+        point = {"top_k": k, "index_bytes": kinfo["bytes"], "terms_per_doc": round(avg_terms(pruned), 1)}
+        for ts, (topics, qrels) in sets.items():
+            run_file = work / f"run.{ts}.top{k}.txt"
+            search_topics(work / f"index-top{k}", topics, encoder, run_file, hits, threads=threads,
+                          encoded_queries=work / f"queries.{ts}.jsonl", quiet=True)
+            point[ts] = {m: round(v, 4) for m, v in evaluate(run_file, qrels, ["ndcg@10", "r@100"]).items()}
+        sweep.append(point)
+    result = {"name": reg["name"], "kind": reg["kind"], "role": reg["role"], "setup": reg.get("setup"),
+              "collection": spec.name, "encoder": str(encoder), "description": reg.get("description", ""),
+              "tolerance": tol, "pass": ok, "rows": rows, "metrics": measured_all, "docs": n_docs,
+              "queries": {ts: len(t) for ts, (t, _) in sets.items()}, "index_bytes": info["bytes"], **stats,
+              "sweep": sweep, "seconds": round(time.time() - t0, 1),
+              "date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "machine": machine_summary() + (f", {gpus} GPU(s)" if gpus > 1 else ""),
               "command": f"python -m csplade_pyserini.reproduce {_rel(reg['_path'])}"}
     out_dir = Path(results_dir or REPO_DIR / "eval" / "results")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{reg['name']}.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_results_page(out_dir, Path(path).parent, out_dir.parent / "results.md")
+    if reg.get("score_key") and ok:
+        record_card_scores(str(encoder), reg["score_key"], reg.get("setup") or reg["name"], measured_all)
+    from .results import write_results
+
+    write_results(out_dir, Path(path).parent, out_dir.parent)
     return result
+
+
+REPORTED = ("ndcg@10", "mrr@10", "r@100", "map")  # measured for every regression, expected or not
+
+
+def _impact_index(vectors: Path, index: Path, n_docs: int, threads) -> dict:
+    from .index import build_impact_index
+
+    marker = index.with_name(index.name + ".done.json")
+    if not (marker.exists() and json.loads(marker.read_text()).get("documents") == n_docs):
+        marker.write_text(json.dumps(build_impact_index(vectors, index, threads or os.cpu_count() or 1,
+                                                        overwrite=True, quiet=True)))
+    return json.loads(marker.read_text())
+
+
+def avg_terms(path: Path, key: str = "vector") -> float:
+    """Average number of terms per record in a JSONL file or a directory of them (vectors or a query cache)."""
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    n = terms = 0
+    for f in files:
+        for line in open(f, encoding="utf-8"):
+            if line.strip():
+                terms += len(json.loads(line)[key])
+                n += 1
+    return terms / max(n, 1)
+
+
+def prune_vectors(src: Path, dst: Path, k: int) -> None:
+    """Keep each document's k highest-weight terms (ties: term order), as encoding with passage_top_k=k would."""
+    tmp = dst.with_name(dst.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.glob("*.jsonl")):
+        with open(tmp / f.name, "w", encoding="utf-8") as out:
+            for line in open(f, encoding="utf-8"):
+                d = json.loads(line)
+                d["vector"] = dict(sorted(d["vector"].items(), key=lambda kv: (-kv[1], kv[0]))[:k])
+                out.write(json.dumps(d, ensure_ascii=False) + "\n")
+    tmp.rename(dst)
+
+
+def machine_summary() -> str:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.machine()} {os.cpu_count()} cores" + (f" ({model})" if model else "")
+
+
+def record_card_scores(encoder: str, key: str, setup: str, measured: dict) -> None:
+    """Write a passing regression's scores into the shipped encoder's card (what picks the default encoder)."""
+    from .modeling.card import EncoderCard
+    from .paths import encoders_dir
+
+    card_dir = encoders_dir() / encoder
+    if not (card_dir / "card.json").exists():
+        return
+    card = EncoderCard.load(card_dir)
+    scores = dict(card.scores)
+    for ts, m in measured.items():
+        scores[key] = {"setup": setup, "topic_set": ts, **m}
+    card.scores = scores
+    card.save(card_dir)
 
 
 def _rel(p) -> str:
@@ -150,39 +271,6 @@ def _rel(p) -> str:
         return str(Path(p).resolve().relative_to(REPO_DIR))
     except ValueError:
         return str(p)
-
-
-def write_results_page(results_dir: Path, regressions_dir: Path, page: Path) -> Path:
-    """eval/results.md: every regression, its command, expected values and the last measured scores."""
-    lines = ["# Regressions and their last measured scores", "",
-             "Generated by `python -m csplade_pyserini.reproduce` (do not edit). `shipped` regressions run on the "
-             "shared data with the shipped encoders; `paper` regressions hold the CSPLADE paper's reported numbers and "
-             "need the corpus and trained weights.", ""]
-    for kind in ("shipped", "paper"):
-        lines += [f"## {kind}", "", "| regression | topic set | metric | expected | measured | status | measured on |",
-                  "| --- | --- | --- | ---: | ---: | --- | --- |"]
-        for p in sorted(regressions_dir.glob("*.yaml")):
-            try:
-                reg = load_regression(p)
-            except SpecError:
-                continue
-            if reg["kind"] != kind:
-                continue
-            res_file = results_dir / f"{reg['name']}.json"
-            res = json.loads(res_file.read_text()) if res_file.exists() else None
-            got = {(r["topic_set"], r["metric"]): r for r in (res or {}).get("rows", [])}
-            for ts, metrics in reg["evaluations"].items():
-                for m, want in (metrics or {}).items():
-                    r = got.get((ts, m))
-                    status = "—" if r is None else ("pass" if r["pass"] else "FAIL")
-                    lines.append(f"| `{reg['name']}` | {ts} | {m} | {want:.4f} | "
-                                 f"{'' if r is None else format(r['measured'], '.4f')} | {status} | "
-                                 f"{'' if res is None else res['date'][:10] + ', ' + res['machine']} |")
-        lines.append("")
-    lines += ["Run one: `python -m csplade_pyserini.reproduce eval/regressions/NAME.yaml [--corpus-dir DIR] "
-              "[--encoder PATH] [--gpus N]`.", ""]
-    page.write_text("\n".join(lines))
-    return page
 
 
 def print_table(result: dict) -> None:

@@ -143,6 +143,21 @@ def test_adapt_stage_runs_and_export_round_trip(tmp_path, tiny_checkpoint):
     card2 = json.loads((final / "card.json").read_text())
     assert card2["adapter"] == ["stage1", "stage2"] and len(card2["base_sha256"]) == 64
     _assert_export_encodes_like_trainer(final, t2)
+    # shipping it: float16 adapters, every stage's command, stored expected terms, the size limit
+    from safetensors.torch import load_file
+
+    from csplade_pyserini.cli import UsageError
+    from csplade_pyserini.ship import ship
+
+    shipped = ship(str(final), "tiny-shipped", description="toy", dest_root=tmp_path / "encoders", log=lambda s: None)
+    card3 = json.loads((shipped / "card.json").read_text())
+    assert [s["stage"] for s in card3["training"]["stages"]] == ["adapt", "contrastive"]
+    assert "--stage adapt" in card3["training"]["stages"][0]["command"] and card3["description"] == "toy"
+    weights = load_file(str(shipped / "stage2" / "adapter_model.safetensors"))
+    assert weights and all(v.dtype == torch.float16 for v in weights.values())
+    assert json.loads((shipped / "expected.json").read_text())["texts"]
+    with pytest.raises(UsageError, match="over the"):
+        ship(str(final), "tiny-2", dest_root=tmp_path / "encoders", max_mb=1e-4, check=False, log=lambda s: None)
 
 
 def test_adapter_on_wrong_base_fails_clearly(tmp_path, tiny_checkpoint):

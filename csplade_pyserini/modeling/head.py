@@ -84,11 +84,17 @@ class SparsePooling(nn.Module):
 
     ``lm_head`` is the model's output projection (``weight`` [V, H], optional ``bias``). ``softcap`` is the final
     logit soft-capping of models that have one (Gemma 2): monotone, so applied after the max. ``allowed`` is a
-    bool [V] mask of ids that may carry weight (special tokens and padded rows are zeroed).
+    bool [V] mask of ids that may carry weight (special tokens and padded rows are zeroed). ``logit_shift`` is
+    subtracted from the logits before ``relu``: a causal LM's softmax ignores a constant offset, so the level at
+    which ``relu`` cuts is arbitrary for it; models whose logits sit far above zero for the whole vocabulary
+    (SmolLM2: median max-pooled logit ~19) start sparse with a shift instead of saturated. Monotone, so it
+    commutes with the max.
     """
 
-    def __init__(self, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, softcap: float | None = None):
+    def __init__(self, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, softcap: float | None = None,
+                 logit_shift: float = 0.0):
         super().__init__()
+        self.logit_shift = float(logit_shift)
         if chunk_tokens < 1:
             raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
         self.chunk_tokens = chunk_tokens
@@ -106,6 +112,8 @@ class SparsePooling(nn.Module):
         m = self.max_logits(hidden, pool_mask, lm_head).float()
         if self.softcap:
             m = torch.tanh(m / self.softcap) * self.softcap
+        if self.logit_shift:
+            m = m - self.logit_shift
         w = torch.log1p(torch.relu(m))  # -inf rows (no pooled token) -> relu -> 0
         if allowed is not None:
             w = w * allowed.to(w.device, w.dtype)

@@ -61,7 +61,8 @@ def make_bidirectional(causal_lm) -> None:
 
 
 class CspladeModel(nn.Module):
-    def __init__(self, lm, tokenizer, variant: str = "causal", chunk_tokens: int = DEFAULT_CHUNK_TOKENS):
+    def __init__(self, lm, tokenizer, variant: str = "causal", chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                 logit_shift: float = 0.0):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -73,7 +74,7 @@ class CspladeModel(nn.Module):
         self.terms = TermMap(tokenizer, vocab_size=head.weight.shape[0])
         self.register_buffer("allowed", self.terms.allowed_mask(), persistent=False)
         softcap = getattr(causal.config, "final_logit_softcapping", None)
-        self.pooling = SparsePooling(chunk_tokens, softcap=softcap)
+        self.pooling = SparsePooling(chunk_tokens, softcap=softcap, logit_shift=logit_shift)
         self.special_ids = self.terms.special_ids
         bos = tokenizer.bos_token_id
         probe = tokenizer("a")["input_ids"]

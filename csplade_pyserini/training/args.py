@@ -18,6 +18,9 @@ class TrainArguments:
     variant: str | None = field(default=None, metadata={"help": "override the card's variant: causal, echo or bi"})
     query_max_length: int | None = field(default=None, metadata={"help": "override the card's query_max_length"})
     passage_max_length: int | None = field(default=None, metadata={"help": "override the card's passage_max_length"})
+    logit_shift: float | None = field(default=None, metadata={
+        "help": "override the card's logit_shift: subtracted from the logits before relu (SmolLM2's logits sit ~19 "
+                "above zero for the whole vocabulary; a shift of ~22-24 makes the untrained head sparse)"})
     run_name: str | None = field(default=None, metadata={"help": "name of the exported encoder (default: output dir name)"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     # LoRA

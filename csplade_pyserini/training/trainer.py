@@ -50,7 +50,7 @@ def build_model(args: TrainArguments, card: EncoderCard):
         lm = get_peft_model(lm, cfg)
         if args.gradient_checkpointing:
             lm.enable_input_require_grads()
-    model = CspladeModel(lm, tok, card.variant)
+    model = CspladeModel(lm, tok, card.variant, logit_shift=card.logit_shift)
     return model, base
 
 
@@ -130,7 +130,7 @@ class Trainer:
             ids = batch.to(self.model.device)
             att = torch.ones_like(ids)
             logits = self.model.causal_lm(input_ids=ids, attention_mask=att, use_cache=False).logits
-            return adaptation_loss(logits, ids, att, a.relu_weight)  # equal packed rows: the mean of rank means
+            return adaptation_loss(logits, ids, att, a.relu_weight, self.model.pooling.logit_shift)  # equal packed rows: the mean of rank means
         queries, passages, pos = batch
         q_local, d_local = self.encode(queries, "query"), self.encode(passages, "passage")
         pos = pos.to(q_local.device) + self.rank * d_local.shape[0]
@@ -233,6 +233,13 @@ class Trainer:
         self.step = state["step"]
         return True
 
+    def training_record(self) -> dict:
+        """This stage's record; the starting encoder's own record nests under "previous" (adapt -> contrastive)."""
+        rec = {"stage": self.args.stage, "steps": self.step, "args": asdict(self.args)}
+        if self.card.training:
+            rec["previous"] = self.card.training
+        return rec
+
     def export(self) -> Path | None:
         """The trained encoder: adapter (safetensors) + card, loadable by the encode/search CLIs by path.
         Every rank calls it (gathering sharded weights); rank 0 writes."""
@@ -244,7 +251,7 @@ class Trainer:
             self.write_weights(enc_dir / "model", sd)
             card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
                                   "base_model": "model", "adapter": None, "base_sha256": None,
-                                  "training": {"stage": self.args.stage, "steps": self.step, "args": asdict(self.args)}})
+                                  "training": self.training_record()})
             card.save(enc_dir)
             return enc_dir
         name = f"stage{len(self.card.adapter_paths()) + 1}"
@@ -261,7 +268,7 @@ class Trainer:
         card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
                               "adapter": chain if len(chain) > 1 else chain[0],
                               "base_sha256": weights_sha256(self.base_dir),
-                              "training": {"stage": self.args.stage, "steps": self.step, "args": asdict(self.args)}})
+                              "training": self.training_record()})
         card.save(enc_dir)
         return enc_dir
 
@@ -340,7 +347,7 @@ def run_training(args: TrainArguments) -> Path | None:
 
     init_distributed(args)
     card = resolve_card(args.encoder)
-    card = card.with_overrides(variant=args.variant, query_max_length=args.query_max_length,
+    card = card.with_overrides(variant=args.variant, logit_shift=args.logit_shift, query_max_length=args.query_max_length,
                                passage_max_length=args.passage_max_length)
     torch.manual_seed(args.seed)
     model, base = build_model(args, card)

@@ -1,0 +1,119 @@
+"""Shipped encoders (offline load, stored top terms, size, names), the default encoder, results pages."""
+import json
+
+import pytest
+
+from csplade_pyserini.modeling.card import EncoderCard
+from csplade_pyserini.paths import encoders_dir
+
+ENCODERS = sorted(p.parent.name for p in encoders_dir().glob("*/card.json"))
+
+
+def test_every_shipped_encoder_is_small_named_safely_and_has_expected_terms():
+    from csplade_pyserini.ship import MAX_MB, dir_mb
+
+    assert ENCODERS, "no encoders shipped"
+    for name in ENCODERS:
+        d = encoders_dir() / name
+        card = EncoderCard.load(d)
+        assert card.name == name
+        assert "splade" not in name.lower(), f"{name}: Pyserini would route it to its BERT SPLADE encoder"
+        assert dir_mb(d) <= MAX_MB, f"{name}: {dir_mb(d):.1f} MB"
+        assert (d / "expected.json").exists(), f"{name}: run python -m csplade_pyserini.ship {d} --expected-only"
+        for p in card.adapter_paths():
+            assert (p / "adapter_model.safetensors").exists() and p.resolve().is_relative_to(d.resolve())
+        if card.adapter_paths():
+            assert card.base_sha256 and card.training and card.training.get("stages"), name
+            assert all(s.get("command", "").startswith("python -m csplade_pyserini.train") for s in
+                       card.training["stages"])
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_shipped_encoder_loads_offline_and_gives_its_stored_terms(name, monkeypatch):
+    """Regression test against silent changes (tokenizer, weights, adapters, pooling, quantization)."""
+    from csplade_pyserini.encoder import CspladeEncoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    expected = json.loads((encoders_dir() / name / "expected.json").read_text())
+    enc = CspladeEncoder.load(name, device="cpu")
+    for t in expected["texts"]:
+        got = enc.encode([t["text"]], side=t["side"])[0]
+        want = dict(t["top"])
+        missing = [term for term, _ in t["top"][:10] if term not in got]
+        assert not missing, f"{name} {t['side']}: top terms {missing} are gone"
+        off = {term: (got.get(term, 0), w) for term, w in want.items() if abs(got.get(term, 0) - w) > 2}
+        assert not off, f"{name} {t['side']}: weights moved by more than 2/scale: {off}"
+        assert abs(len(got) - t["terms"]) <= max(2, 0.01 * t["terms"])
+
+
+def test_default_encoder_is_the_best_scored(tmp_path, monkeypatch):
+    from csplade_pyserini.encoder import BASE_ENCODER, default_encoder
+
+    monkeypatch.setenv("CSPLADE_ENCODERS", str(tmp_path))
+    assert default_encoder() == BASE_ENCODER  # nothing shipped
+    for name, score in [("enc-a", 0.31), ("enc-b", 0.52), ("enc-c", None)]:
+        EncoderCard(name=name, scores={"scifact": {"ndcg@10": score}} if score is not None else {}).save(tmp_path / name)
+    assert default_encoder() == "enc-b"
+
+
+def test_demo_and_clis_use_the_default_encoder():
+    from csplade_pyserini import demo, encoder, search
+    from csplade_pyserini.encode import build_groups
+
+    assert encoder.DEFAULT_ENCODER == encoder.default_encoder()
+    assert demo.build_parser().get_default("encoder") == encoder.DEFAULT_ENCODER
+    assert search.build_parser().get_default("encoder") == encoder.DEFAULT_ENCODER
+    assert build_groups()["encoder"].get_default("encoder") == encoder.DEFAULT_ENCODER
+    assert encoder.resolve_card(None).name == encoder.DEFAULT_ENCODER
+
+
+def test_ship_refuses_names_pyserini_would_misroute(tmp_path):
+    from csplade_pyserini.cli import UsageError
+    from csplade_pyserini.ship import ship
+
+    with pytest.raises(UsageError, match="splade"):
+        ship(str(tmp_path), "my-csplade-encoder", dest_root=tmp_path)
+
+
+def test_prune_vectors_and_avg_terms(tmp_path):
+    from csplade_pyserini.reproduce import avg_terms, prune_vectors
+
+    src = tmp_path / "v"
+    src.mkdir()
+    (src / "embeddings.jsonl").write_text(
+        json.dumps({"id": "a", "contents": "", "vector": {"x": 5, "y": 9, "z": 1, "w": 9}}) + "\n"
+        + json.dumps({"id": "b", "contents": "", "vector": {"q": 3}}) + "\n")
+    prune_vectors(src, tmp_path / "p", 2)
+    rows = [json.loads(line) for line in open(tmp_path / "p" / "embeddings.jsonl")]
+    assert rows[0]["vector"] == {"w": 9, "y": 9} and rows[1]["vector"] == {"q": 3}
+    assert avg_terms(src) == 2.5 and avg_terms(tmp_path / "p") == 1.5
+
+
+def _result(name, encoder, role, ndcg, index_bytes, sweep=(), card=None):
+    return {"name": name, "kind": "shipped", "role": role, "setup": "toy", "collection": "scifact", "encoder": encoder,
+            "description": "toy setup", "tolerance": 0.005, "pass": True, "rows": [],
+            "metrics": {"test": {"ndcg@10": ndcg, "mrr@10": ndcg, "r@100": 0.9, "map": ndcg}}, "docs": 10,
+            "queries": {"test": 3}, "index_bytes": index_bytes, "terms_per_doc": 12.0, "terms_per_query": {"test": 4.0},
+            "docs_per_s": 1.5, "encoder_card": card or {}, "sweep": list(sweep), "seconds": 1.0,
+            "date": "2026-11-25T00:00:00", "machine": "test", "command": "x"}
+
+
+def test_results_page_tables_plot_and_json(tmp_path):
+    from csplade_pyserini.results import write_results
+
+    res, regs = tmp_path / "results", tmp_path / "regs"
+    res.mkdir(), regs.mkdir()
+    card = {"name": "enc-a", "variant": "echo", "training": {"stages": [
+        {"stage": "adapt", "steps": 5, "command": "python -m csplade_pyserini.train --stage adapt"},
+        {"stage": "contrastive", "steps": 7, "command": "python -m csplade_pyserini.train --stage contrastive"}]}}
+    sweep = [{"top_k": 8, "index_bytes": 1000, "terms_per_doc": 8.0, "test": {"ndcg@10": 0.25, "r@100": 0.8}}]
+    for r in (_result("toy-bm25", "bm25", "baseline", 0.5, 3000),
+              _result("toy-a", "enc-a", "shipped", 0.6, 2000, sweep, card)):
+        (res / f"{r['name']}.json").write_text(json.dumps(r))
+    page = write_results(res, regs, tmp_path).read_text()
+    assert "### toy" in page and "| `enc-a` | shipped | echo | adapt 5 + contrastive 7 | 0.6000" in page
+    assert "| `bm25` | baseline |" in page and "| 8 | 0.2500 | 0.8000 |" in page
+    assert "python -m csplade_pyserini.train --stage contrastive" in page
+    assert (tmp_path / "results_ndcg_vs_index.png").stat().st_size > 1000
+    assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 2
