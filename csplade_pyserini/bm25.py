@@ -17,6 +17,9 @@ def bm25_collection(corpus: Path, out_dir: Path) -> None:
 
 
 def bm25_search(index: Path, topics: dict, output: Path, hits: int, threads: int) -> float:
+    from . import jvm
+
+    jvm.bootstrap()
     from pyserini.search.lucene import LuceneSearcher
 
     from .search import write_run

@@ -75,14 +75,19 @@ class CspladeEncoder:
         self.model = model
         self.batch_size = batch_size
         self.stats: Counter = Counter()
+        self.precision: dict = {"precision": card.dtype, "quantized_linears": 0}
 
     @classmethod
     def load(cls, encoder: str | EncoderCard | None = None, device: str | None = None, dtype: str | None = None,
-             batch_size: int = 32, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, **card_overrides) -> "CspladeEncoder":
+             batch_size: int = 32, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, precision: str | None = None,
+             **card_overrides) -> "CspladeEncoder":
+        """``precision`` (see csplade_pyserini.quantize.PRECISIONS) sets the dtype and quantizes the decoder body."""
+        from .quantize import apply_precision, run_dtype as precision_dtype
+
         card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
-        card = card.with_overrides(dtype=dtype, **card_overrides)
+        card = card.with_overrides(dtype=precision_dtype(precision) if precision else dtype, **card_overrides)
         device = pick_device(device)
-        run_dtype = resolve_dtype(card.dtype, device)
+        run_dtype = card.dtype if precision else resolve_dtype(card.dtype, device)
         if run_dtype != card.dtype:
             print(f"[csplade] {card.dtype} has no fast kernels on this CPU; running in {run_dtype}", file=sys.stderr)
             card = card.with_overrides(dtype=run_dtype)
@@ -91,8 +96,12 @@ class CspladeEncoder:
         lm = load_causal_lm(base, card.dtype, device)
         if card.adapter_paths():
             lm = attach_adapters(lm, card, base)
-        model = CspladeModel(lm, tokenizer, card.variant, chunk_tokens, card.logit_shift).to(device).eval()
-        return cls(card, model, batch_size)
+        model = CspladeModel(lm, tokenizer, card.variant, chunk_tokens, card.logit_shift, card.lowercase)
+        model = model.to(device).eval()
+        enc = cls(card, model, batch_size)
+        if precision:
+            enc.precision = apply_precision(model, precision)
+        return enc
 
     # -- encoding -------------------------------------------------------------------------------------------
     def settings(self, side: str):

@@ -77,3 +77,12 @@ def test_head_never_materialises_more_than_a_chunk(monkeypatch):
     n_pooled = int(mask.sum())
     assert shapes and max(s[0] for s in shapes) <= 32 and all(s[1] == 4000 for s in shapes)
     assert sum(s[0] for s in shapes) == 2 * n_pooled  # each pooled position: once forward, once recomputed
+
+
+def test_logit_shift_equals_shifted_naive_and_sparsifies():
+    hidden, mask, head = _inputs(seed=3)
+    plain = SparsePooling(4)(hidden, mask, head)
+    shifted = SparsePooling(4, logit_shift=1.5)(hidden, mask, head)
+    ref = naive_sparse_pooling(head(hidden) - 1.5, mask)
+    torch.testing.assert_close(shifted, ref.to(shifted.dtype))
+    assert (shifted > 0).sum() < (plain > 0).sum()

@@ -107,3 +107,9 @@ def test_truncation_and_empty_texts_are_counted(lm, tokenizer):
     with torch.no_grad():
         w = model(f.input_ids, f.attention_mask, f.pool_mask)
     assert torch.all(w[1] == 0), "an empty text has an empty vector"
+
+
+def test_lowercase_option_tokenizes_the_lowercased_text_only(lm, tokenizer):
+    lower = CspladeModel(lm, tokenizer, "causal", lowercase=True)
+    plain = CspladeModel(lm, tokenizer, "causal")
+    assert lower.token_lists(["Brain CANCER"], "passage : ") == plain.token_lists(["brain cancer"], "passage : ")

@@ -239,3 +239,13 @@ def test_mine_negatives_reads_beir_ids(tmp_path):
     mine(corpus, str(tmp_path / "q.tsv"), str(tmp_path / "qrels.txt"), tmp_path / "train.jsonl", depth=3, threads=1)
     row = json.loads((tmp_path / "train.jsonl").read_text())
     assert row["positive_passages"][0]["docid"] == "d0" and row["negative_passages"][0]["docid"] == "d5"
+
+
+def test_lora_on_last_layers_only(tmp_path, tiny_checkpoint):
+    t = _trainer(tmp_path, tiny_checkpoint, out="last", max_steps=2, lora_layers=1)
+    names = [n for n, p in t.model.named_parameters() if p.requires_grad]
+    n_layers = t.model.causal_lm.config.num_hidden_layers
+    assert names and all(f"layers.{n_layers - 1}." in n for n in names), names
+    t.train_step()
+    with pytest.raises(Exception, match="lora_layers"):
+        _trainer(tmp_path, tiny_checkpoint, out="bad", max_steps=1, lora_layers=n_layers + 1)

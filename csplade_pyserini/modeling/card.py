@@ -32,6 +32,7 @@ class EncoderCard:
     query_top_k: int = 1024  # Lucene impact queries take at most 1024 clauses
     passage_top_k: int = 256  # 0 = keep every non-zero term
     logit_shift: float = 0.0  # w = log1p(relu(max logit - logit_shift)); see modeling/head.SparsePooling
+    lowercase: bool = False  # lowercase query and passage texts before tokenizing (e.g. for all-caps topics)
     adapter: str | list | None = None  # peft adapter dir(s), relative to the card's dir, merged in order
     base_sha256: str | None = None  # checksum of the base weights the adapter was trained on
     dtype: str = "bfloat16"

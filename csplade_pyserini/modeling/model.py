@@ -62,13 +62,14 @@ def make_bidirectional(causal_lm) -> None:
 
 class CspladeModel(nn.Module):
     def __init__(self, lm, tokenizer, variant: str = "causal", chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-                 logit_shift: float = 0.0):
+                 logit_shift: float = 0.0, lowercase: bool = False):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.lm = lm
         self.tokenizer = tokenizer
         self.variant = variant
+        self.lowercase = lowercase  # lowercase texts (not the prefix) before tokenizing, as uncased encoders do
         causal = unwrap_causal_lm(lm)
         head = causal.get_output_embeddings()
         self.terms = TermMap(tokenizer, vocab_size=head.weight.shape[0])
@@ -103,7 +104,7 @@ class CspladeModel(nn.Module):
     # -- tokenization -------------------------------------------------------------------------------------
     def token_lists(self, texts: list[str], prefix: str = ""):
         """Token ids and a pool flag per token (True = a text token, not prefix or special), untruncated."""
-        full = [prefix + t for t in texts]
+        full = [prefix + (t.lower() if self.lowercase else t) for t in texts]
         enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
         out = []
         for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"]):

@@ -18,6 +18,8 @@ class TrainArguments:
     variant: str | None = field(default=None, metadata={"help": "override the card's variant: causal, echo or bi"})
     query_max_length: int | None = field(default=None, metadata={"help": "override the card's query_max_length"})
     passage_max_length: int | None = field(default=None, metadata={"help": "override the card's passage_max_length"})
+    lowercase: bool | None = field(default=None, metadata={"help": "override the card's lowercase (lowercase texts "
+                                                                   "before tokenizing)"})
     logit_shift: float | None = field(default=None, metadata={
         "help": "override the card's logit_shift: subtracted from the logits before relu (SmolLM2's logits sit ~19 "
                 "above zero for the whole vocabulary; a shift of ~22-24 makes the untrained head sparse)"})
@@ -30,6 +32,9 @@ class TrainArguments:
     lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout"})
     lora_targets: str = field(default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
                               metadata={"help": "comma-separated module names LoRA wraps (all attention and MLP projections)"})
+    lora_layers: int = field(default=0, metadata={
+        "help": "put LoRA on the last N decoder layers only (0 = all). Backward then stops at the first adapted "
+                "layer, so training steps get cheaper (on CPU: the way to more steps per hour)"})
     # optimisation
     learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (paper: 5e-5 at 1B, 1e-4 at 8B)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})

@@ -27,7 +27,8 @@ from ..modeling.backbone import load_causal_lm, load_tokenizer, resolve_base, we
 from ..modeling.card import EncoderCard
 from ..modeling.model import CspladeModel
 from .args import TrainArguments
-from .data import contrastive_batch, load_msmarco, load_tevatron, pack_passages, read_corpus_texts
+from .data import (TrainingDataError, contrastive_batch, load_msmarco, load_tevatron, pack_passages,
+                   read_corpus_texts)
 from .losses import FlopsSchedule, adaptation_loss, contrastive_loss, sparsity_stats
 
 
@@ -45,12 +46,17 @@ def build_model(args: TrainArguments, card: EncoderCard):
         lm.gradient_checkpointing_enable()
         lm.config.use_cache = False
     if not args.full_finetune:
+        n_layers = lm.config.num_hidden_layers
+        if not 0 <= args.lora_layers <= n_layers:
+            raise TrainingDataError(f"--lora_layers must be in 0..{n_layers} for this model, got {args.lora_layers}")
+        layers = list(range(n_layers - args.lora_layers, n_layers)) if args.lora_layers else None
         cfg = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                         target_modules=[t.strip() for t in args.lora_targets.split(",")], bias="none")
+                         target_modules=[t.strip() for t in args.lora_targets.split(",")], bias="none",
+                         layers_to_transform=layers)
         lm = get_peft_model(lm, cfg)
         if args.gradient_checkpointing:
             lm.enable_input_require_grads()
-    model = CspladeModel(lm, tok, card.variant, logit_shift=card.logit_shift)
+    model = CspladeModel(lm, tok, card.variant, logit_shift=card.logit_shift, lowercase=card.lowercase)
     return model, base
 
 
@@ -347,7 +353,8 @@ def run_training(args: TrainArguments) -> Path | None:
 
     init_distributed(args)
     card = resolve_card(args.encoder)
-    card = card.with_overrides(variant=args.variant, logit_shift=args.logit_shift, query_max_length=args.query_max_length,
+    card = card.with_overrides(variant=args.variant, logit_shift=args.logit_shift, lowercase=args.lowercase,
+                               query_max_length=args.query_max_length,
                                passage_max_length=args.passage_max_length)
     torch.manual_seed(args.seed)
     model, base = build_model(args, card)

@@ -1,0 +1,54 @@
+"""Precisions: each loads and encodes on CPU (or skips with the backend's reason); top terms stay close to fp32."""
+import pytest
+
+from csplade_pyserini.quantize import PRECISIONS, PrecisionUnavailable, model_bytes
+
+TEXT = "microwave radiation causes brain cancer in mice and human cells"
+# top-8 overlap with fp32 required per precision on the tiny random model (8-bit: near-identical; 4-bit: coarse)
+MIN_OVERLAP = {"fp32": 1.0, "bf16": 0.75, "fp16": 0.75, "torch-int8-dynamic": 0.6, "torchao-int8-weight-only": 0.75,
+               "torchao-int8-dynamic": 0.6, "torchao-int4-weight-only": 0.4, "bnb-int8": 0.6, "bnb-nf4": 0.4}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, lm_session, tokenizer_session):
+    from csplade_pyserini.encoder import CspladeEncoder
+    from csplade_pyserini.modeling.card import EncoderCard
+
+    d = tmp_path_factory.mktemp("q")
+    lm_session.save_pretrained(d / "base")
+    tokenizer_session.save_pretrained(d / "base")
+    EncoderCard(name="tiny", base_model=str(d / "base"), dtype="float32", query_top_k=64,
+                query_max_length=16).save(d / "enc")
+    enc = CspladeEncoder.load(str(d / "enc"), device="cpu", precision="fp32")
+    return d / "enc", enc.encode([TEXT], "query")[0], model_bytes(enc.model)
+
+
+def _top(vec, k=8):
+    return {t for t, _ in sorted(vec.items(), key=lambda kv: (-kv[1], kv[0]))[:k]}
+
+
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+def test_precision_loads_encodes_and_keeps_top_terms(precision, reference):
+    from csplade_pyserini.encoder import CspladeEncoder
+
+    enc_dir, ref, ref_bytes = reference
+    try:
+        enc = CspladeEncoder.load(str(enc_dir), device="cpu", precision=precision)
+    except PrecisionUnavailable as e:
+        pytest.skip(f"{precision}: {e}")
+    got = enc.encode([TEXT], "query")[0]
+    assert got and all(isinstance(w, int) and w > 0 for w in got.values())
+    overlap = len(_top(got) & _top(ref)) / 8
+    assert overlap >= MIN_OVERLAP[precision], (precision, overlap)
+    if precision not in ("fp32", "bf16", "fp16"):
+        assert enc.precision["quantized_linears"] > 0
+    if precision in ("torchao-int8-weight-only", "torch-int8-dynamic", "bnb-int8"):
+        assert model_bytes(enc.model) < ref_bytes
+
+
+def test_unknown_precision_is_a_clear_error():
+    from csplade_pyserini.cli import UsageError
+    from csplade_pyserini.quantize import check_precision
+
+    with pytest.raises(UsageError, match="unknown precision 'int3'"):
+        check_precision("int3")
