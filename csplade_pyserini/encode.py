@@ -54,6 +54,26 @@ def _quiet_pyserini_bars():
         base.tqdm = saved
 
 
+def encoder_identity(encoder, card_overrides=None, max_length=None) -> str:
+    """A checksum of what determines the output: the card's settings (not its scores, description or dtype) and
+    the adapter weights. A resumed or skipped shard must come from the same identity."""
+    import hashlib
+
+    from .encoder import resolve_card
+    from .modeling.card import EncoderCard
+    from .writer import sha256_file
+
+    card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
+    card = card.with_overrides(**(card_overrides or {}))
+    d = {k: v for k, v in card.to_dict().items() if k not in ("scores", "description", "dtype", "training", "name")}
+    h = hashlib.sha256(json.dumps([d, max_length], sort_keys=True, default=str).encode())
+    for p in card.adapter_paths():
+        f = p / "adapter_model.safetensors"
+        if f.exists():
+            h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
 def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields=("text",), docid_field=None,
                   delimiter="\n", shard_id=0, shard_num=1, batch_size=32, max_length=None, device="auto",
                   fp16=False, overwrite=False, card_overrides=None, quiet=False, resume=False) -> dict:
@@ -78,8 +98,12 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     out = Path(embeddings)
     target = out / shard_filename(shard_id, shard_num)
     manifest = meta_dir(out) / (target.name + ".json")
+    identity = encoder_identity(encoder, card_overrides, max_length)
     if resume and target.exists() and manifest.exists():
         done = json.loads(manifest.read_text())
+        if done.get("encoder_identity", identity) != identity:
+            raise UsageError(f"{target} was encoded by a different encoder (card or adapter weights changed); "
+                             f"delete {out} (and its .manifest) to encode again")
         if done.get("sha256") == sha256_file(target):
             if not quiet:
                 print(f"[encode] {target} is complete ({done['docs_out']:,} docs): skipped", file=sys.stderr)
@@ -146,6 +170,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
         "tokens": stats.get("tokens", 0), "seconds": round(seconds, 2),
         "docs_per_s": round(n_in / max(seconds, 1e-9), 2), "shard_id": shard_id, "shard_num": shard_num,
         "encoder": card.to_dict(), "max_length": max_length or card.passage_max_length,
+        "encoder_identity": identity,
     }
     summary = json.loads(write_manifest(target, summary).read_text())  # + file name and sha256
     if not quiet:

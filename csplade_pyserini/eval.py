@@ -26,6 +26,17 @@ METRICS = {
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "r@100", "r@1000", "map")
 
 
+def filter_qrels(qrels, qids, out) -> Path:
+    """The qrels lines of the given queries only: with -c, queries left out of a run would otherwise count as 0."""
+    from .topics import qrels_path
+
+    qids = set(qids)
+    out = Path(out)
+    with open(qrels_path(str(qrels)), encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+        dst.writelines(line for line in src if line.split() and line.split()[0] in qids)
+    return out
+
+
 def evaluate(run_file, qrels, metrics=DEFAULT_METRICS) -> dict[str, float]:
     from .topics import qrels_path
 

@@ -106,7 +106,10 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         judged = {line.split()[0] for line in open(qrels, encoding="utf-8") if line.strip()}
         topics = {q: t for q, t in topics.items() if q in judged}
         if sub.get("max_queries"):
+            from .eval import filter_qrels
+
             topics = dict(list(topics.items())[: sub["max_queries"]])
+            qrels = filter_qrels(qrels, topics, work / f"qrels.{ts}.txt")
         sets[ts] = (topics, qrels)
     if sub.get("max_docs"):
         qids = {q for topics, _ in sets.values() for q in topics}

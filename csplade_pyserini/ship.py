@@ -128,8 +128,27 @@ def write_expected(encoder_dir: str | Path, log=print) -> Path:
     return out
 
 
+def parse_card_overrides(items: list[str] | None) -> dict:
+    """["passage_max_length=256", ...] -> {"passage_max_length": 256}, typed like the card's fields."""
+    types = {f.name: f.type for f in fields(EncoderCard)}
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in types or key in ("name", "adapter", "training", "scores", "path", "base_sha256"):
+            raise UsageError(f"--card {item!r}: expected KEY=VALUE with KEY a card setting "
+                             f"(e.g. passage_max_length, passage_top_k, query_top_k, quantization_scale)")
+        t = str(types[key])
+        try:
+            out[key] = (int(value) if t.startswith("int") else float(value) if t.startswith("float")
+                        else value.lower() in ("1", "true", "yes") if t.startswith("bool") else value)
+        except ValueError:
+            raise UsageError(f"--card {item!r}: {value!r} is not a valid {t}") from None
+    return out
+
+
 def ship(source: str, name: str, description: str | None = None, keep_dtype: bool = False, overwrite: bool = False,
-         max_mb: float = MAX_MB, dest_root: Path | None = None, check: bool = True, log=print) -> Path:
+         max_mb: float = MAX_MB, dest_root: Path | None = None, check: bool = True, log=print,
+         card_overrides: dict | None = None) -> Path:
     from .encoder import CspladeEncoder, resolve_card
 
     if FORBIDDEN_IN_NAME in name.lower():
@@ -155,7 +174,8 @@ def ship(source: str, name: str, description: str | None = None, keep_dtype: boo
         chain.append(dst.name)
     training = {"stages": training_stages(card)}
     shipped = EncoderCard(**{**card.to_dict(), "name": name, "adapter": chain if len(chain) > 1 else chain[0],
-                             "description": description or card.description, "training": training, "scores": {}})
+                             "description": description or card.description, "training": training, "scores": {},
+                             **(card_overrides or {})})
     shipped.save(tmp)
     size = dir_mb(tmp)
     if size > max_mb:
@@ -164,7 +184,7 @@ def ship(source: str, name: str, description: str | None = None, keep_dtype: boo
     if check:
         shipped_enc = CspladeEncoder.load(str(tmp), device="cpu")
         got = expected_outputs(shipped_enc)
-        ref = expected_outputs(CspladeEncoder.load(source, device="cpu"))
+        ref = expected_outputs(CspladeEncoder.load(source, device="cpu", **(card_overrides or {})))
         overlap = compare_outputs(ref, got)
         log(f"[ship] top-10 terms kept (weight within 2) on {len(got)} texts: {overlap:.3f}")
         if overlap < 0.9:
@@ -189,6 +209,9 @@ def build_parser():
     p.add_argument("--keep-dtype", action="store_true", help="keep the adapter weights' dtype (default: float16)")
     p.add_argument("--max-mb", type=float, default=MAX_MB, help=f"size limit per encoder (default: {MAX_MB:g})")
     p.add_argument("--overwrite", action="store_true", help="replace encoders/NAME if it exists")
+    p.add_argument("--card", nargs="*", default=None, metavar="KEY=VALUE",
+                   help="card settings for the shipped encoder, e.g. passage_max_length=256 (trained at 128, "
+                        "encode longer passages)")
     return p
 
 
@@ -199,7 +222,8 @@ def _main(argv=None):
         return
     if not a.name:
         raise UsageError("--name is required (or --expected-only)")
-    ship(a.source, a.name, a.description, a.keep_dtype, a.overwrite, a.max_mb)
+    ship(a.source, a.name, a.description, a.keep_dtype, a.overwrite, a.max_mb,
+         card_overrides=parse_card_overrides(a.card))
 
 
 def main(argv=None):

@@ -1,0 +1,323 @@
+"""Quantization and efficiency study: encoder precision x quality x speed x memory, and the index-side knobs.
+
+    python eval/bench/quantization_study.py                      # default encoder, every precision, CPU
+    python eval/bench/quantization_study.py --encoder NAME --precisions fp32 torchao-int8-weight-only --device cuda
+
+Encoder side, for each precision (csplade_pyserini.quantize.PRECISIONS; one that cannot run here is reported with
+its error): model memory, query encoding latency at batch 1 (p50/p99 over the queries), passage encoding docs/s at
+batch 64, top-10 term agreement with fp32, and retrieval quality with *both* sides encoded at that precision on two
+small setups cut from the shipped test sets (the first N queries of SciFact test and of Vaswani, over their judged
+documents plus a seeded sample), BM25 beside them on the same documents.
+
+Index side (fp32 encoder): the document weights are computed once in float, then written at every quantization scale
+x top-k (exactly what encoding with those card settings gives), indexed, searched: nDCG@10, index size, search QPS.
+
+Writes eval/quantization/study.json, study.md and two PNGs (quality vs speed; quality vs index size).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def setup_data(name: str, n_queries: int, n_docs: int, work: Path) -> dict:
+    """A small setup: the first n_queries judged topics, their judged docs + a seeded sample (n_docs in all)."""
+    from csplade_pyserini.collection_specs import CollectionSpec, convert_corpus, subset_corpus
+    from csplade_pyserini.topics import load_topics
+
+    spec = CollectionSpec.load(name)
+    ts = next(iter(spec.topic_sets))
+    topics_ref, qrels = spec.topics_and_qrels(ts, None, work)
+    judged = {line.split()[0] for line in open(qrels, encoding="utf-8") if line.strip()}
+    topics = {q: t for q, t in load_topics(topics_ref).items() if q in judged}
+    topics = dict(list(topics.items())[:n_queries])
+    from csplade_pyserini.eval import filter_qrels
+
+    qrels = filter_qrels(qrels, topics, work / f"{name}.qrels.txt")
+    corpus = convert_corpus(spec, spec.corpus_path(None), work / f"{name}.corpus.jsonl")
+    sub = work / f"{name}.subset.jsonl"
+    n, n_judged, _ = subset_corpus(corpus, qrels, n_docs, 13, sub, set(topics))
+    docs = [json.loads(line) for line in open(sub, encoding="utf-8")]
+    from csplade_pyserini.corpus import doc_id, record_text
+
+    return {"name": name, "topics": topics, "qrels": qrels, "corpus": sub,
+            "docs": [(str(doc_id(d, None)), record_text(d)) for d in docs], "n_judged": n_judged}
+
+
+def write_collection(docs, vectors, out_dir: Path):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "docs.jsonl", "w", encoding="utf-8") as f:
+        for (did, _), vec in zip(docs, vectors):
+            f.write(json.dumps({"id": did, "contents": "", "vector": vec or {"<csplade:empty>": 1}},
+                               ensure_ascii=False) + "\n")
+
+
+def search_eval(index: Path, qvecs: dict, qrels, hits=1000) -> tuple[dict, float]:
+    from csplade_pyserini.eval import evaluate
+    from csplade_pyserini.search import write_run
+    from pyserini.search.lucene import LuceneImpactSearcher
+
+    from csplade_pyserini.encoders import CspladeQueryEncoder
+
+    class Fixed(CspladeQueryEncoder):  # pre-encoded queries (the precision's own vectors)
+        def __init__(self, cache):
+            self.cache = cache
+
+        def encode(self, text, **kw):
+            return self.cache[text]
+
+    s = LuceneImpactSearcher(str(index), Fixed({t: v for t, v in qvecs.values()}), min_idf=-1)
+    qids = list(qvecs)
+    t = time.time()
+    res = {q: s.search(qvecs[q][0], k=hits) for q in qids}
+    secs = time.time() - t
+    run = index.parent / (index.name + ".run.txt")
+    write_run({q: [(h.docid, float(h.score)) for h in hs] for q, hs in res.items()}, run)
+    return evaluate(run, qrels, ["ndcg@10", "r@100"]), len(qids) / max(secs, 1e-9)
+
+
+def dir_bytes(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def encoder_side(a, setups, work: Path) -> list[dict]:
+    from csplade_pyserini.encoder import CspladeEncoder
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.quantize import PRECISIONS, PrecisionUnavailable, model_bytes
+
+    rows, ref_q = [], None
+    sample_q = list(setups[0]["topics"].values())
+    bench_docs = [t for _, t in setups[0]["docs"]][:64]
+    for prec in a.precisions:
+        row = {"precision": prec, "device": a.device, "description": PRECISIONS[prec][0]}
+        try:
+            t0 = time.time()
+            enc = CspladeEncoder.load(a.encoder, device=a.device, precision=prec, batch_size=64)
+            row["load_s"] = round(time.time() - t0, 1)
+        except PrecisionUnavailable as e:
+            row["error"] = str(e)
+            rows.append(row)
+            print(f"[study] {prec}: unavailable: {e}", file=sys.stderr)
+            continue
+        row["model_mib"] = round(model_bytes(enc.model) / 2**20, 1)
+        for text in sample_q[:3]:  # warm-up
+            enc.encode([text], "query")
+        lat = []
+        for text in sample_q:
+            t = time.perf_counter()
+            enc.encode([text], "query")
+            lat.append((time.perf_counter() - t) * 1000)
+        row["query_ms_p50"], row["query_ms_p99"] = round(pct(lat, 50), 1), round(pct(lat, 99), 1)
+        t = time.perf_counter()
+        enc.encode(bench_docs, "passage", batch_size=64)
+        row["docs_per_s_b64"] = round(len(bench_docs) / (time.perf_counter() - t), 2)
+        qv = enc.encode(sample_q, "query")
+        if ref_q is None:
+            ref_q = qv
+        row["top10_agreement_vs_first"] = round(sum(
+            len({k for k, _ in sorted(x.items(), key=lambda kv: -kv[1])[:10]}
+                & {k for k, _ in sorted(y.items(), key=lambda kv: -kv[1])[:10]}) / 10
+            for x, y in zip(qv, ref_q)) / len(qv), 3)
+        for s in setups:
+            vecs = enc.encode([t for _, t in s["docs"]], "passage", batch_size=16)
+            coll = work / f"{prec}.{s['name']}.vectors"
+            shutil.rmtree(coll, ignore_errors=True)
+            write_collection(s["docs"], vecs, coll)
+            idx = work / f"{prec}.{s['name']}.index"
+            build_impact_index(coll, idx, 2, overwrite=True, quiet=True)
+            qvecs = dict(zip(s["topics"], zip(s["topics"].values(), enc.encode(list(s["topics"].values()), "query"))))
+            m, qps = search_eval(idx, qvecs, s["qrels"])
+            row[s["name"]] = {k: round(v, 4) for k, v in m.items()}
+        rows.append(row)
+        print(f"[study] {prec}: {json.dumps(row)}", file=sys.stderr)
+        del enc
+    return rows
+
+
+def index_side(a, setups, work: Path) -> list[dict]:
+    from csplade_pyserini.encoder import CspladeEncoder
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.sparse import quantize
+
+    enc = CspladeEncoder.load(a.encoder, device=a.device, precision="fp32")
+    model, card = enc.model, enc.card
+    rows = []
+    for s in setups:
+        weights = []  # float weights, kept sparse
+        texts = [t for _, t in s["docs"]]
+        with torch.inference_mode():
+            for i in range(0, len(texts), 16):
+                f = model.features(model.token_lists(texts[i:i + 16], card.passage_prefix),
+                                   card.passage_max_length).to(model.device)
+                w = model(f.input_ids, f.attention_mask, f.pool_mask).float().cpu()
+                weights += [row.to_sparse() for row in w]
+        qv = enc.encode(list(s["topics"].values()), "query")
+        qvecs = dict(zip(s["topics"], zip(s["topics"].values(), qv)))
+        for scale in a.scales:
+            for k in a.top_ks:
+                vecs = []
+                for sw in weights:
+                    dense = sw.to_dense().unsqueeze(0)
+                    ids, ints = quantize(dense, scale, k)[0]
+                    vecs.append({model.terms.term(i): q for i, q in zip(ids, ints)})
+                name = f"{s['name']}.s{scale:g}.k{k}"
+                coll, idx = work / f"{name}.vectors", work / f"{name}.index"
+                shutil.rmtree(coll, ignore_errors=True)
+                write_collection(s["docs"], vecs, coll)
+                build_impact_index(coll, idx, 2, overwrite=True, quiet=True)
+                # queries keep the card's scale: doc ints carry the scale being studied
+                m, qps = search_eval(idx, qvecs, s["qrels"])
+                rows.append({"setup": s["name"], "scale": scale, "top_k": k or "all",
+                             "terms_per_doc": round(sum(len(v) for v in vecs) / len(vecs), 1),
+                             "index_mib": round(dir_bytes(idx) / 2**20, 3), "search_qps": round(qps, 1),
+                             **{mk: round(mv, 4) for mk, mv in m.items()}})
+                print(f"[study] index {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+def bm25_rows(setups, work: Path) -> dict:
+    from csplade_pyserini.bm25 import bm25_collection, bm25_search
+    from csplade_pyserini.eval import evaluate
+    from csplade_pyserini.index import build_bm25_index
+
+    out = {}
+    for s in setups:
+        coll, idx, run = work / f"bm25.{s['name']}", work / f"bm25.{s['name']}.index", work / f"bm25.{s['name']}.run"
+        bm25_collection(s["corpus"], coll)
+        build_bm25_index(coll, idx, 2, overwrite=True, quiet=True)
+        bm25_search(idx, s["topics"], run, 1000, 2)
+        out[s["name"]] = {k: round(v, 4) for k, v in evaluate(run, s["qrels"], ["ndcg@10", "r@100"]).items()}
+        out[s["name"]]["index_mib"] = round(dir_bytes(idx) / 2**20, 3)
+    return out
+
+
+def plots(result: dict, out: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    setups = list(result["bm25"])
+    ok = [r for r in result["precisions"] if "error" not in r]
+    fig, axes = plt.subplots(1, len(setups), figsize=(6 * len(setups), 4.5), squeeze=False)
+    for ax, s in zip(axes[0], setups):
+        for r in ok:
+            ax.scatter(1000 / r["query_ms_p50"], r[s]["ndcg@10"], label=r["precision"])
+            ax.annotate(r["precision"], (1000 / r["query_ms_p50"], r[s]["ndcg@10"]), fontsize=7)
+        ax.axhline(result["bm25"][s]["ndcg@10"], color="gray", ls="--", label="BM25")
+        ax.set_xlabel("queries/s at batch 1 (encoding)")
+        ax.set_ylabel("nDCG@10")
+        ax.set_title(s)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "quality_vs_speed.png", dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, len(setups), figsize=(6 * len(setups), 4.5), squeeze=False)
+    for ax, s in zip(axes[0], setups):
+        for scale in sorted({r["scale"] for r in result["index"]}):
+            pts = sorted((r["index_mib"], r["ndcg@10"]) for r in result["index"] if r["setup"] == s and
+                         r["scale"] == scale)
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=f"scale {scale:g}")
+        ax.axhline(result["bm25"][s]["ndcg@10"], color="gray", ls="--", label="BM25")
+        ax.set_xlabel("index size (MiB); points: top-k per document")
+        ax.set_ylabel("nDCG@10")
+        ax.set_title(s)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "quality_vs_index_size.png", dpi=110)
+    plt.close(fig)
+
+
+def markdown(result: dict) -> str:
+    setups = list(result["bm25"])
+    lines = [f"# Quantization study: `{result['encoder']}` on {result['machine']}", "",
+             f"Generated by `{result['command']}` on {result['date'][:10]}; do not edit. Setups: "
+             + "; ".join(f"{s}: {result['setups'][s]['queries']} queries over {result['setups'][s]['docs']} docs"
+                         for s in setups) + ".", "",
+             "## Encoder precision", "",
+             "| precision | model MiB | query ms p50 | p99 | docs/s (b64) | top-10 agreement | "
+             + " | ".join(f"{s} nDCG@10 | {s} R@100" for s in setups) + " |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---: | ---:" for _ in setups) + " |"]
+    lines.append("| BM25 | | | | | | " + " | ".join(f"{result['bm25'][s]['ndcg@10']:.4f} | "
+                                                  f"{result['bm25'][s]['r@100']:.4f}" for s in setups) + " |")
+    for r in result["precisions"]:
+        if "error" in r:
+            lines.append(f"| {r['precision']} | unavailable: {r['error']} |")
+            continue
+        lines.append(f"| {r['precision']} | {r['model_mib']} | {r['query_ms_p50']} | {r['query_ms_p99']} | "
+                     f"{r['docs_per_s_b64']} | {r['top10_agreement_vs_first']} | "
+                     + " | ".join(f"{r[s]['ndcg@10']:.4f} | {r[s]['r@100']:.4f}" for s in setups) + " |")
+    lines += ["", "Top-10 agreement: mean share of each query's 10 highest-weight terms that the first precision "
+              "listed also has.", "", "## Index side (fp32 encoder)", "",
+              "| setup | scale | top-k | terms/doc | index MiB | search QPS | nDCG@10 | R@100 |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in result["index"]:
+        lines.append(f"| {r['setup']} | {r['scale']:g} | {r['top_k']} | {r['terms_per_doc']} | {r['index_mib']} | "
+                     f"{r['search_qps']} | {r['ndcg@10']:.4f} | {r['r@100']:.4f} |")
+    lines += ["", "![quality vs speed](quality_vs_speed.png)", "", "![quality vs index size](quality_vs_index_size.png)",
+              ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    from csplade_pyserini import jvm
+
+    jvm.bootstrap()
+    from csplade_pyserini.encoder import DEFAULT_ENCODER
+    from csplade_pyserini.quantize import PRECISIONS
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", default=DEFAULT_ENCODER)
+    p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--queries", type=int, default=40, help="queries per setup (default: 40)")
+    p.add_argument("--docs", type=int, default=200, help="documents per setup (judged + sample; default: 200)")
+    p.add_argument("--scales", type=float, nargs="+", default=[10, 100, 1000])
+    p.add_argument("--top-ks", type=int, nargs="+", default=[64, 128, 256, 0], help="0 = all terms")
+    p.add_argument("--skip-index-side", action="store_true")
+    p.add_argument("--output-dir", default=str(ROOT / "eval" / "quantization"))
+    p.add_argument("--work", default=str(ROOT / "runs" / "quantization-study"))
+    a = p.parse_args(argv)
+    work, out = Path(a.work), Path(a.output_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    setups = [setup_data(n, a.queries, a.docs, work) for n in ("scifact", "vaswani")]
+    load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
+    result = {"encoder": a.encoder, "device": a.device, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}"
+                         + (f", {torch.cuda.get_device_name()}" if a.device.startswith("cuda") else ""),
+              "loadavg_at_start": load, "command": "python eval/bench/quantization_study.py " + " ".join(argv or sys.argv[1:]),
+              "setups": {s["name"]: {"queries": len(s["topics"]), "docs": len(s["docs"]), "judged": s["n_judged"]}
+                         for s in setups},
+              "bm25": bm25_rows(setups, work)}
+    result["precisions"] = encoder_side(a, setups, work)
+    result["index"] = [] if a.skip_index_side else index_side(a, setups, work)
+    (out / "study.json").write_text(json.dumps(result, indent=1) + "\n")
+    plots(result, out)
+    (out / "study.md").write_text(markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
