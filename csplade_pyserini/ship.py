@@ -47,7 +47,7 @@ def training_command(args: dict) -> str:
             continue
         if v is None or v is False:
             continue
-        parts.append(f"--{k}" if v is True else f"--{k} {v}")
+        parts.append(f"--{k} true" if v is True else f"--{k} {v}")
     return " ".join(parts)
 
 

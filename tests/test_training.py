@@ -153,6 +153,13 @@ def test_adapt_stage_runs_and_export_round_trip(tmp_path, tiny_checkpoint):
     card3 = json.loads((shipped / "card.json").read_text())
     assert [s["stage"] for s in card3["training"]["stages"]] == ["adapt", "contrastive"]
     assert "--stage adapt" in card3["training"]["stages"][0]["command"] and card3["description"] == "toy"
+    import shlex
+
+    from transformers import HfArgumentParser
+
+    for stage in card3["training"]["stages"]:  # each recorded command parses back to the stage's arguments
+        parsed, = HfArgumentParser(TrainArguments).parse_args_into_dataclasses(shlex.split(stage["command"])[3:])
+        assert parsed.stage == stage["stage"]
     weights = load_file(str(shipped / "stage2" / "adapter_model.safetensors"))
     assert weights and all(v.dtype == torch.float16 for v in weights.values())
     assert json.loads((shipped / "expected.json").read_text())["texts"]

@@ -29,6 +29,7 @@ fi
 python -m csplade_pyserini.train --stage contrastive --encoder "$START" --train_data "$NEG" \
   --output_dir "$OUT/contrastive" --variant "$VARIANT" --logit_shift "$SHIFT" --lowercase true \
   --batch_size 4 --negatives 1 --max_steps ${STEPS:-200} --learning_rate ${LR:-1e-4} --warmup_ratio 0.05 \
-  --lora_rank 16 --lora_alpha 32 --lora_layers ${LORA_LAYERS:-10} --q_flops_weight 3e-5 --d_flops_weight 1e-4 \
+  --lora_rank 16 --lora_alpha 32 --lora_layers ${LORA_LAYERS:-10} --q_flops_weight ${LQ:-1e-6} --d_flops_weight ${LD:-3e-6} \
+  --temperature ${TAU:-100} \
   --flops_warmup_steps 50 \
   --query_max_length 32 --passage_max_length 128 --logging_steps 5 --save_steps 20 --resume
