@@ -146,6 +146,8 @@ def encoder_side(a, setups, work: Path) -> list[dict]:
             row[s["name"]] = {k: round(v, 4) for k, v in m.items()}
         rows.append(row)
         print(f"[study] {prec}: {json.dumps(row)}", file=sys.stderr)
+        if a.partial_file:  # progress survives an interrupted study
+            Path(a.partial_file).write_text(json.dumps(rows, indent=1) + "\n")
         del enc
     return rows
 
@@ -297,6 +299,7 @@ def main(argv=None):
     p.add_argument("--output-dir", default=str(ROOT / "eval" / "quantization"))
     p.add_argument("--work", default=str(ROOT / "runs" / "quantization-study"))
     a = p.parse_args(argv)
+    a.partial_file = str(Path(a.output_dir) / "study.partial.json")
     work, out = Path(a.work), Path(a.output_dir)
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
