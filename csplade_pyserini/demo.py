@@ -19,6 +19,7 @@ from .collection_specs import subset_corpus
 from .bm25 import bm25_collection, bm25_search
 from .encoder import DEFAULT_ENCODER
 from .paths import REPO_DIR, data_dir
+from .writer import avg_terms
 
 COLLECTIONS = {"scifact": ("scifact/corpus.jsonl", "scifact-test"), "vaswani": ("vaswani/corpus.jsonl", "vaswani")}
 
@@ -87,7 +88,7 @@ def _main(argv=None):
         "BM25 (Pyserini)": {"index_mib": bm25_info["bytes"] / 2**20, "search_s": bm25_s},
         f"CSPLADE {enc_summary['encoder']['name']}": {
             "index_mib": idx_info["bytes"] / 2**20, "search_s": csplade_s,
-            "terms_per_doc": idx_info["total_terms"] and _avg_terms(work / "vectors"),
+            "terms_per_doc": idx_info["total_terms"] and avg_terms(work / "vectors"),
             "encode_docs_per_s": enc_summary["docs_per_s"]},
     }
     print()
@@ -103,15 +104,6 @@ def _main(argv=None):
     (work / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n[demo] runs, indexes and results.json in {work}", file=sys.stderr)
     return result
-
-
-def _avg_terms(vectors: Path) -> float:
-    n, terms = 0, 0
-    for f in vectors.glob("*.jsonl"):
-        for line in open(f, encoding="utf-8"):
-            terms += len(json.loads(line)["vector"])
-            n += 1
-    return terms / max(n, 1)
 
 
 def main(argv=None):

@@ -20,7 +20,7 @@ from .paths import encoders_dir
 from .sparse import quantize
 
 BASE_ENCODER = "smollm2-135m-causal-base"
-# The score that ranks shipped encoders (written into each card by `python -m csplade_pyserini.results`).
+# The score that ranks shipped encoders (written into each card by a passing regression with `score_key`).
 PRIMARY_SCORE = ("scifact", "ndcg@10")
 SIDES = ("query", "passage")
 

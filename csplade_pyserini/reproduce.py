@@ -23,6 +23,7 @@ from pathlib import Path
 from .cli import UsageError, run
 from .collection_specs import CollectionSpec, SpecError, _check_keys, load_yaml
 from .paths import REPO_DIR
+from .writer import avg_terms
 
 REG_KEYS = {"name", "kind", "description", "collection", "encoder", "requires", "subset", "encode", "search",
             "tolerance", "evaluations", "command", "measured_on", "role", "setup", "score_key", "sweep"}
@@ -94,6 +95,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     encoder = encoder or reg.get("encoder")
     if not encoder:
         raise UsageError(f"{reg['name']} needs --encoder: {reg.get('requires') or 'no encoder in the regression'}")
+    threads = threads or os.cpu_count() or 1
     work = Path(workdir or REPO_DIR / "runs" / "reproduce" / reg["name"])
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -129,13 +131,13 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         index, marker = work / "bm25-index", work / "bm25-index.done.json"
         if not marker.exists():
             bm25_collection(corpus, work / "bm25-collection")
-            marker.write_text(json.dumps(build_bm25_index(work / "bm25-collection", index, threads or os.cpu_count()
-                                                          or 1, overwrite=True, quiet=True)))
+            marker.write_text(json.dumps(build_bm25_index(work / "bm25-collection", index, threads, overwrite=True,
+                                                          quiet=True)))
         info = json.loads(marker.read_text())
         n_docs = info["documents"]
 
         def search(ts, topics, run_file):
-            bm25_search(index, topics, run_file, hits, threads or os.cpu_count() or 1)
+            bm25_search(index, topics, run_file, hits, threads)
     else:
         vectors = work / "vectors"
         shards = encode_sharded(corpus, vectors, encoder, spec.fields(), enc_cfg.get("batch_size", 32),
@@ -211,21 +213,8 @@ def _impact_index(vectors: Path, index: Path, n_docs: int, threads) -> dict:
 
     marker = index.with_name(index.name + ".done.json")
     if not (marker.exists() and json.loads(marker.read_text()).get("documents") == n_docs):
-        marker.write_text(json.dumps(build_impact_index(vectors, index, threads or os.cpu_count() or 1,
-                                                        overwrite=True, quiet=True)))
+        marker.write_text(json.dumps(build_impact_index(vectors, index, threads, overwrite=True, quiet=True)))
     return json.loads(marker.read_text())
-
-
-def avg_terms(path: Path, key: str = "vector") -> float:
-    """Average number of terms per record in a JSONL file or a directory of them (vectors or a query cache)."""
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    n = terms = 0
-    for f in files:
-        for line in open(f, encoding="utf-8"):
-            if line.strip():
-                terms += len(json.loads(line)[key])
-                n += 1
-    return terms / max(n, 1)
 
 
 def prune_vectors(src: Path, dst: Path, k: int) -> None:
@@ -262,10 +251,8 @@ def record_card_scores(encoder: str, key: str, setup: str, measured: dict) -> No
     if not (card_dir / "card.json").exists():
         return
     card = EncoderCard.load(card_dir)
-    scores = dict(card.scores)
-    for ts, m in measured.items():
-        scores[key] = {"setup": setup, "topic_set": ts, **m}
-    card.scores = scores
+    ts, m = next(iter(measured.items()))  # the regression's first topic set is the one a card reports
+    card.scores = {**card.scores, key: {"setup": setup, "topic_set": ts, **m}}
     card.save(card_dir)
 
 

@@ -60,17 +60,14 @@ def comparison_tables(results: list[dict]) -> list[str]:
                 f"{_fmt(next(iter(tq.values()), None), '.1f') or '—'} | {_fmt(r.get('docs_per_s'), '.2f') or '—'} | "
                 f"{r['date'][:10]}, {r['machine']} |")
         lines.append("")
-        for r in rs:
-            for p in r.get("sweep") or []:
-                if p is (r.get("sweep") or [None])[0]:
-                    lines += [f"Top-k sweep of `{r['encoder']}` (document vectors pruned to their k highest "
-                              f"terms, same queries):", "", "| top-k | nDCG@10 | R@100 | index MiB | terms/doc |",
-                              "| ---: | ---: | ---: | ---: | ---: |"]
-                pm = next(v for k, v in p.items() if isinstance(v, dict))
-                lines.append(f"| {p['top_k']} | {_fmt(pm.get('ndcg@10'))} | {_fmt(pm.get('r@100'))} | "
-                             f"{p['index_bytes'] / 2**20:.2f} | {p['terms_per_doc']:.1f} |")
-            if r.get("sweep"):
-                lines.append("")
+        for r in (r for r in rs if r.get("sweep")):
+            ts = next(iter(r["metrics"]))
+            lines += [f"Top-k sweep of `{r['encoder']}` (document vectors pruned to their k highest terms, same "
+                      f"queries):", "", "| top-k | nDCG@10 | R@100 | index MiB | terms/doc |",
+                      "| ---: | ---: | ---: | ---: | ---: |"]
+            lines += [f"| {p['top_k']} | {_fmt(p[ts].get('ndcg@10'))} | {_fmt(p[ts].get('r@100'))} | "
+                      f"{p['index_bytes'] / 2**20:.2f} | {p['terms_per_doc']:.1f} |" for p in r["sweep"]]
+            lines.append("")
     return lines
 
 

@@ -108,3 +108,16 @@ def write_manifest(shard: Path, info: dict) -> Path:
     info = dict(info, file=shard.name, sha256=sha256_file(shard))
     out.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return out
+
+
+def avg_terms(path, key: str = "vector") -> float:
+    """Average number of terms per record in a JSONL file or a directory of them (vectors or a query cache)."""
+    path = Path(path)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    n = terms = 0
+    for f in files:
+        for line in open(f, encoding="utf-8"):
+            if line.strip():
+                terms += len(json.loads(line)[key])
+                n += 1
+    return terms / max(n, 1)

@@ -61,35 +61,30 @@ def setup_data(name: str, n_queries: int, n_docs: int, work: Path) -> dict:
 
 
 def write_collection(docs, vectors, out_dir: Path):
+    from csplade_pyserini.terms import EMPTY_DOC_TERM
+
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "docs.jsonl", "w", encoding="utf-8") as f:
         for (did, _), vec in zip(docs, vectors):
-            f.write(json.dumps({"id": did, "contents": "", "vector": vec or {"<csplade:empty>": 1}},
+            f.write(json.dumps({"id": did, "contents": "", "vector": vec or {EMPTY_DOC_TERM: 1}},
                                ensure_ascii=False) + "\n")
 
 
 def search_eval(index: Path, qvecs: dict, qrels, hits=1000) -> tuple[dict, float]:
-    from csplade_pyserini.eval import evaluate
-    from csplade_pyserini.search import write_run
-    from pyserini.search.lucene import LuceneImpactSearcher
-
+    """Search with pre-encoded queries ({qid: (text, vector)}, the precision's own vectors) through the project's
+    search path (query cache of CspladeQueryEncoder, batch search); returns metrics and search queries/s."""
     from csplade_pyserini.encoders import CspladeQueryEncoder
+    from csplade_pyserini.eval import evaluate
+    from csplade_pyserini.search import search_topics
 
-    class Fixed(CspladeQueryEncoder):  # pre-encoded queries (the precision's own vectors)
-        def __init__(self, cache):
-            self.cache = cache
-
-        def encode(self, text, **kw):
-            return self.cache[text]
-
-    s = LuceneImpactSearcher(str(index), Fixed({t: v for t, v in qvecs.values()}), min_idf=-1)
-    qids = list(qvecs)
-    t = time.time()
-    res = {q: s.search(qvecs[q][0], k=hits) for q in qids}
-    secs = time.time() - t
+    qenc = CspladeQueryEncoder()  # every query is in its cache: the model is never loaded
+    qenc.cache.update({text: vec for text, vec in qvecs.values()})
     run = index.parent / (index.name + ".run.txt")
-    write_run({q: [(h.docid, float(h.score)) for h in hs] for q, hs in res.items()}, run)
-    return evaluate(run, qrels, ["ndcg@10", "r@100"]), len(qids) / max(secs, 1e-9)
+    t = time.time()
+    search_topics(index, {q: text for q, (text, _) in qvecs.items()}, output=run, hits=hits, threads=2,
+                  query_encoder=qenc, quiet=True)
+    secs = time.time() - t
+    return evaluate(run, qrels, ["ndcg@10", "r@100"]), len(qvecs) / max(secs, 1e-9)
 
 
 def dir_bytes(p: Path) -> int:
