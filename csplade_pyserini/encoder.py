@@ -96,7 +96,7 @@ class CspladeEncoder:
         lm = load_causal_lm(base, card.dtype, device)
         if card.adapter_paths():
             lm = attach_adapters(lm, card, base)
-        model = CspladeModel(lm, tokenizer, card.variant, chunk_tokens, card.logit_shift, card.lowercase)
+        model = model_from_card(card, lm, tokenizer, chunk_tokens)
         model = model.to(device).eval()
         enc = cls(card, model, batch_size)
         if precision:
@@ -149,6 +149,17 @@ class CspladeEncoder:
             w = self.model(feats.input_ids, feats.attention_mask, feats.pool_mask)
         ids, ints = quantize(w, self.card.quantization_scale, top_k)[0]
         return [(self.model.terms.term(i), i, q, float(w[0, i])) for i, q in zip(ids[:top], ints[:top])], len(ids)
+
+
+def model_from_card(card: EncoderCard, lm, tokenizer, chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> CspladeModel:
+    """The CspladeModel a card describes, around an already loaded LM (the encoder and the trainer share this)."""
+    try:
+        return CspladeModel(lm, tokenizer, card.variant, chunk_tokens, card.logit_shift, card.lowercase,
+                            card.logit_norm, card.load_term_bias())
+    except ValueError as e:
+        if isinstance(e, CardError):
+            raise
+        raise CardError(f"encoder card {card.path or card.name!r}: {e}") from None
 
 
 def attach_adapters(lm, card: EncoderCard, base: Path):

@@ -117,10 +117,11 @@ def compare_outputs(a: list[dict], b: list[dict], top: int = 10, tol: int = 2) -
 
 
 def write_expected(encoder_dir: str | Path, log=print) -> Path:
-    """(Re)write encoder_dir/expected.json: the encoder's top terms on CHECK_TEXTS, on CPU."""
+    """(Re)write encoder_dir/expected.json: the encoder's top terms on CHECK_TEXTS, on CPU in float32 (bf16
+    kernels round differently from one CPU to another; the tests load the encoder in the recorded dtype)."""
     from .encoder import CspladeEncoder
 
-    enc = CspladeEncoder.load(str(encoder_dir), device="cpu")
+    enc = CspladeEncoder.load(str(encoder_dir), device="cpu", dtype="float32")
     out = Path(encoder_dir) / EXPECTED_FILE
     out.write_text(json.dumps({"device": "cpu", "dtype": enc.card.dtype, "texts": expected_outputs(enc)}, indent=1,
                               ensure_ascii=False) + "\n")
@@ -182,9 +183,9 @@ def ship(source: str, name: str, description: str | None = None, keep_dtype: boo
         shutil.rmtree(tmp)
         raise UsageError(f"{name}: {size:.1f} MB is over the {max_mb:g} MB limit (lower the LoRA rank)")
     if check:
-        shipped_enc = CspladeEncoder.load(str(tmp), device="cpu")
+        shipped_enc = CspladeEncoder.load(str(tmp), device="cpu", dtype="float32")
         got = expected_outputs(shipped_enc)
-        ref = expected_outputs(CspladeEncoder.load(source, device="cpu", **(card_overrides or {})))
+        ref = expected_outputs(CspladeEncoder.load(source, device="cpu", dtype="float32", **(card_overrides or {})))
         overlap = compare_outputs(ref, got)
         log(f"[ship] top-10 terms kept (weight within 2) on {len(got)} texts: {overlap:.3f}")
         if overlap < 0.9:

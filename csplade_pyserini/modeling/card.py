@@ -12,6 +12,8 @@ from pathlib import Path
 
 VARIANTS = ("causal", "echo", "bi")
 DTYPES = ("bfloat16", "float16", "float32")
+LOGIT_NORMS = ("none", "log_softmax")
+TERM_BIAS_KEY = "term_bias"
 CARD_FILE = "card.json"
 
 
@@ -31,7 +33,9 @@ class EncoderCard:
     quantization_scale: float = 100.0  # index int = round(weight * scale); ints that round to 0 are dropped
     query_top_k: int = 1024  # Lucene impact queries take at most 1024 clauses
     passage_top_k: int = 256  # 0 = keep every non-zero term
-    logit_shift: float = 0.0  # w = log1p(relu(max logit - logit_shift)); see modeling/head.SparsePooling
+    logit_shift: float = 0.0  # w = log1p(relu(max score + term_bias - logit_shift)); see modeling/head.SparsePooling
+    logit_norm: str = "none"  # pooled score: "none" = raw LM-head logits (the paper), "log_softmax" = log-probabilities
+    term_bias: str | None = None  # safetensors file (key "term_bias", [vocab]) relative to the card's dir, or None
     lowercase: bool = False  # lowercase query and passage texts before tokenizing (e.g. for all-caps topics)
     adapter: str | list | None = None  # peft adapter dir(s), relative to the card's dir, merged in order
     base_sha256: str | None = None  # checksum of the base weights the adapter was trained on
@@ -48,6 +52,8 @@ class EncoderCard:
         where = f"encoder card {self.path or self.name!r}"
         if self.variant not in VARIANTS:
             raise CardError(f"{where}: variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.logit_norm not in LOGIT_NORMS:
+            raise CardError(f"{where}: logit_norm must be one of {LOGIT_NORMS}, got {self.logit_norm!r}")
         if self.dtype not in DTYPES:
             raise CardError(f"{where}: dtype must be one of {DTYPES}, got {self.dtype!r}")
         for key in ("query_max_length", "passage_max_length"):
@@ -75,6 +81,30 @@ class EncoderCard:
         """Adapters to merge into the base, in order (e.g. the adaptation stage, then the contrastive stage)."""
         names = [self.adapter] if isinstance(self.adapter, str) else list(self.adapter or [])
         return [p if (p := Path(n)).is_absolute() or self.directory is None else self.directory / p for n in names]
+
+    def term_bias_path(self) -> Path | None:
+        if not self.term_bias:
+            return None
+        p = Path(self.term_bias)
+        return p if p.is_absolute() or self.directory is None else self.directory / p
+
+    def load_term_bias(self):
+        """The per-term bias as a float32 tensor [vocab], or None; a missing or malformed file is a CardError."""
+        path = self.term_bias_path()
+        if path is None:
+            return None
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(path))
+        except (FileNotFoundError, SafetensorError, OSError) as e:
+            raise CardError(f"encoder card {self.path or self.name!r}: cannot read term_bias {path}: {e}") from None
+        t = tensors.get(TERM_BIAS_KEY)
+        if t is None or t.dim() != 1:
+            raise CardError(f"encoder card {self.path or self.name!r}: {path} must hold a 1-d tensor "
+                            f"{TERM_BIAS_KEY!r}, found {sorted(tensors)}")
+        return t.float()
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

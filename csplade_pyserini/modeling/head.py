@@ -1,4 +1,5 @@
-"""The bounded-memory sparse head: ``w[b, v] = log1p(relu(max over pooled positions t of logit[b, t, v]))``.
+"""The bounded-memory sparse head: ``w[b, v] = log1p(relu(max over pooled positions t of logit[b, t, v]))``
+(optionally of per-position log-probabilities, with a per-term bias: see SparsePooling).
 
 ``log1p(relu(.))`` is monotone, so the max can be taken over raw logits and the map applied once to a [B, V]
 tensor. The LM head runs over chunks of pooled token positions (padding, special and unpooled tokens are never
@@ -39,24 +40,40 @@ def _linear(x, weight, bias, dtype):
         return nn.functional.linear(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
 
 
+def _chunk_scores(x, weight, bias, dtype, normalize: bool, softcap):
+    """The pooled quantity of a chunk of positions: raw logits, or (``normalize``) per-position log-probabilities
+    log_softmax(softcap(logits)), at least in float32. Returns (scores, raw logits)."""
+    raw = _linear(x, weight, bias, dtype)
+    if not normalize:
+        return raw, raw
+    z = raw.float() if raw.dtype in (torch.float16, torch.bfloat16) else raw
+    if softcap:
+        z = torch.tanh(z / softcap) * softcap
+    return z - torch.logsumexp(z, -1, keepdim=True), raw
+
+
 class ChunkedMaxLogits(torch.autograd.Function):
-    """max over the tokens of each row of ``hidden @ weight.T + bias``, computed chunk by chunk.
+    """max over the tokens of each row of ``hidden @ weight.T + bias`` (or, with ``normalize``, of its per-position
+    log-softmax), computed chunk by chunk.
 
     hidden [T, H] (pooled token states, sorted by row), rows [T] (row id of each token), weight [V, H],
-    bias [V] or None. Returns [n_rows, V]; a row without tokens is -inf.
+    bias [V] or None. Returns [n_rows, V]; a row without tokens is -inf. With ``normalize`` the output is at least
+    float32 and ``softcap`` (Gemma 2's final soft-capping) is applied before the softmax, as the model itself does.
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, rows, n_rows: int, chunk: int):
+    def forward(ctx, hidden, weight, bias, rows, n_rows: int, chunk: int, normalize: bool = False, softcap=None):
         dtype = _compute_dtype(hidden)
-        out = hidden.new_full((n_rows, weight.shape[0]), float("-inf"), dtype=dtype)
+        low = dtype in (torch.float16, torch.bfloat16)
+        out = hidden.new_full((n_rows, weight.shape[0]), float("-inf"),
+                              dtype=torch.float32 if normalize and low else dtype)
         for s in range(0, hidden.shape[0], chunk):
             e = min(s + chunk, hidden.shape[0])
-            logits = _linear(hidden[s:e], weight, bias, dtype)
+            scores, _ = _chunk_scores(hidden[s:e], weight, bias, dtype, normalize, softcap)
             for r, a, b in _row_segments(rows, s, e):
-                torch.maximum(out[r], logits[a - s:b - s].amax(0), out=out[r])
+                torch.maximum(out[r], scores[a - s:b - s].amax(0), out=out[r])
         ctx.save_for_backward(hidden, weight, bias, rows, out)
-        ctx.chunk, ctx.dtype = chunk, dtype
+        ctx.chunk, ctx.dtype, ctx.normalize, ctx.softcap = chunk, dtype, normalize, softcap
         return out
 
     @staticmethod
@@ -68,61 +85,104 @@ class ChunkedMaxLogits(torch.autograd.Function):
         for s in range(0, hidden.shape[0], ctx.chunk):
             e = min(s + ctx.chunk, hidden.shape[0])
             r = rows[s:e]
-            logits = _linear(hidden[s:e], weight, bias, ctx.dtype)
-            g = torch.where(logits == out[r], grad_out[r], torch.zeros((), dtype=grad_out.dtype, device=grad_out.device))
+            scores, raw = _chunk_scores(hidden[s:e], weight, bias, ctx.dtype, ctx.normalize, ctx.softcap)
+            g = torch.where(scores == out[r], grad_out[r], torch.zeros((), dtype=grad_out.dtype, device=grad_out.device))
+            if ctx.normalize:  # d log_softmax(z)_t / d z_v = [t = v] - p_v, then through the soft-cap
+                g = g.to(scores.dtype)
+                g = g - scores.exp() * g.sum(-1, keepdim=True)
+                if ctx.softcap:
+                    g = g * (1 - torch.tanh(raw.float() / ctx.softcap).pow(2))
             if grad_h is not None:
                 grad_h[s:e] = (g.to(ctx.dtype) @ weight.to(ctx.dtype)).to(grad_h.dtype)
             if grad_w is not None:
                 grad_w += (g.t().to(ctx.dtype) @ hidden[s:e].to(ctx.dtype)).to(grad_w.dtype)
             if grad_b is not None:
                 grad_b += g.sum(0).to(grad_b.dtype)
-        return grad_h, grad_w, grad_b, None, None, None
+        return grad_h, grad_w, grad_b, None, None, None, None, None
+
+
+LOGIT_NORMS = ("none", "log_softmax")
 
 
 class SparsePooling(nn.Module):
     """Hidden states + pooling mask -> vocabulary-sized weights, never materialising B x L x V.
 
+    ``w[b, v] = log1p(relu(max_t s[b, t, v] + term_bias[v] - logit_shift))`` where ``s`` is the LM-head logit
+    (``logit_norm="none"``, the paper's head) or the per-position log-probability ``log_softmax(logits)``
+    (``logit_norm="log_softmax"``).
+
     ``lm_head`` is the model's output projection (``weight`` [V, H], optional ``bias``). ``softcap`` is the final
-    logit soft-capping of models that have one (Gemma 2): monotone, so applied after the max. ``allowed`` is a
-    bool [V] mask of ids that may carry weight (special tokens and padded rows are zeroed). ``logit_shift`` is
-    subtracted from the logits before ``relu``: a causal LM's softmax ignores a constant offset, so the level at
-    which ``relu`` cuts is arbitrary for it; models whose logits sit far above zero for the whole vocabulary
-    (SmolLM2: median max-pooled logit ~19) start sparse with a shift instead of saturated. Monotone, so it
-    commutes with the max.
+    logit soft-capping of models that have one (Gemma 2): monotone, so applied after the max for raw logits, and
+    before the softmax for log-probabilities. ``allowed`` is a bool [V] mask of ids that may carry weight (special
+    tokens and padded rows are zeroed).
+
+    Why the options: a causal LM's softmax ignores any per-position offset of its logits, so their absolute level
+    means nothing to it. SmolLM2's max-pooled logits sit ~19 above zero for the whole vocabulary, and the level
+    moves from position to position: a copied word can be the arg-max of its position at a logit of 19 while
+    unrelated tokens reach 35 elsewhere. ``logit_shift`` moves the relu's cut (a constant offset); ``log_softmax``
+    removes the per-position offset, so the max compares probabilities across positions; ``term_bias`` [V] (one
+    number per term, e.g. minus the term's mean over a corpus: see csplade_pyserini.calibrate) makes each term
+    count only where it is more likely than it usually is, an IDF-like prior. All three are constant over
+    positions, so they commute with the max; ``term_bias`` may be trained.
     """
 
     def __init__(self, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, softcap: float | None = None,
-                 logit_shift: float = 0.0):
+                 logit_shift: float = 0.0, logit_norm: str = "none", term_bias: torch.Tensor | None = None):
         super().__init__()
         self.logit_shift = float(logit_shift)
         if chunk_tokens < 1:
             raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+        if logit_norm not in LOGIT_NORMS:
+            raise ValueError(f"logit_norm must be one of {LOGIT_NORMS}, got {logit_norm!r}")
         self.chunk_tokens = chunk_tokens
         self.softcap = softcap
+        self.logit_norm = logit_norm
+        self.term_bias = None if term_bias is None else nn.Parameter(term_bias.detach().float().clone(),
+                                                                      requires_grad=False)
+
+    @property
+    def normalize(self) -> bool:
+        return self.logit_norm == "log_softmax"
 
     def max_logits(self, hidden: torch.Tensor, pool_mask: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
+        """max over pooled positions of the pooled scores (raw logits or log-probabilities), [B, V]; -inf rows
+        for texts without a pooled token. Soft-capping of raw logits and the bias/shift are not applied here."""
         b, l, h = hidden.shape
         flat = pool_mask.reshape(-1).bool()
         rows = torch.arange(b, device=hidden.device).repeat_interleave(l)[flat]
         tokens = hidden.reshape(b * l, h)[flat]
         return ChunkedMaxLogits.apply(tokens, lm_head.weight, getattr(lm_head, "bias", None), rows, b,
-                                      self.chunk_tokens)
+                                      self.chunk_tokens, self.normalize, self.softcap if self.normalize else None)
 
-    def forward(self, hidden, pool_mask, lm_head, allowed: torch.Tensor | None = None) -> torch.Tensor:
-        m = self.max_logits(hidden, pool_mask, lm_head).float()
-        if self.softcap:
+    def activations(self, m: torch.Tensor) -> torch.Tensor:
+        """Pooled scores [B, V] -> pre-relu activations: soft-cap (raw logits only), + term_bias, - logit_shift."""
+        m = m.float()
+        if self.softcap and not self.normalize:
             m = torch.tanh(m / self.softcap) * self.softcap
+        if self.term_bias is not None:
+            m = m + self.term_bias.to(m.device)
         if self.logit_shift:
             m = m - self.logit_shift
-        w = torch.log1p(torch.relu(m))  # -inf rows (no pooled token) -> relu -> 0
+        return m
+
+    def forward(self, hidden, pool_mask, lm_head, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        w = torch.log1p(torch.relu(self.activations(self.max_logits(hidden, pool_mask, lm_head))))
+        # -inf rows (no pooled token) -> relu -> 0
         if allowed is not None:
             w = w * allowed.to(w.device, w.dtype)
         return w
 
 
-def naive_sparse_pooling(logits: torch.Tensor, pool_mask: torch.Tensor, allowed=None) -> torch.Tensor:
-    """Reference: full B x L x V logits, log1p(relu), masked max. Only for tests and benchmarks."""
-    w = torch.log1p(torch.relu(logits.float())) * pool_mask.unsqueeze(-1).float()
+def naive_sparse_pooling(logits: torch.Tensor, pool_mask: torch.Tensor, allowed=None, logit_norm: str = "none",
+                         term_bias=None, logit_shift: float = 0.0) -> torch.Tensor:
+    """Reference: full B x L x V logits, (log_softmax), + bias - shift, log1p(relu), masked max. Only for tests
+    and benchmarks."""
+    z = logits.float()
+    if logit_norm == "log_softmax":
+        z = torch.log_softmax(z, -1)
+    if term_bias is not None:
+        z = z + term_bias
+    w = torch.log1p(torch.relu(z - logit_shift)) * pool_mask.unsqueeze(-1).float()
     w = w.amax(1)
     if allowed is not None:
         w = w * allowed.to(w.device, w.dtype)

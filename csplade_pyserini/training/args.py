@@ -23,6 +23,14 @@ class TrainArguments:
     logit_shift: float | None = field(default=None, metadata={
         "help": "override the card's logit_shift: subtracted from the logits before relu (SmolLM2's logits sit ~19 "
                 "above zero for the whole vocabulary; a shift of ~22-24 makes the untrained head sparse)"})
+    logit_norm: str | None = field(default=None, metadata={
+        "help": "override the card's logit_norm: none (pool raw LM-head logits, the paper) or log_softmax (pool "
+                "per-position log-probabilities; see csplade_pyserini.calibrate)", "choices": [None, "none", "log_softmax"]})
+    train_term_bias: bool = field(default=False, metadata={
+        "help": "also train the card's per-term bias (term_bias, e.g. from csplade_pyserini.calibrate) in the "
+                "contrastive stage; exported as term_bias.safetensors beside the adapters"})
+    term_bias_learning_rate: float = field(default=0.0, metadata={
+        "help": "learning rate of the term bias (0: the same as learning_rate)"})
     run_name: str | None = field(default=None, metadata={"help": "name of the exported encoder (default: output dir name)"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     # LoRA

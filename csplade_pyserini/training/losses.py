@@ -47,14 +47,19 @@ def contrastive_loss(q, d, positive_index, q_lambda: float, d_lambda: float, tem
 
 
 def adaptation_loss(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    relu_weight: float = 1.0, logit_shift: float = 0.0) -> dict:
+                    relu_weight: float = 1.0, pooling=0.0) -> dict:
     """L_CLM + relu_weight * L_ReLU on next-token prediction (positions whose next token is padding are skipped).
-    L_ReLU scores with the encoder's own term weights, log1p(relu(logit - logit_shift))."""
+    L_ReLU scores with the encoder's own term weights at each position: log1p(relu(s + term_bias - logit_shift)),
+    s the logit or its log-softmax, as ``pooling`` (a SparsePooling, or just a logit shift) computes them."""
     shift = logits[:, :-1].float()
+    if isinstance(pooling, (int, float)):
+        pre = shift - pooling
+    else:
+        pre = pooling.activations(torch.log_softmax(shift, -1) if pooling.normalize else shift)
     labels = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
     flat_labels = labels.reshape(-1)
     clm = F.cross_entropy(shift.reshape(-1, shift.shape[-1]), flat_labels, ignore_index=-100)
-    relu = F.cross_entropy(torch.log1p(torch.relu(shift - logit_shift)).reshape(-1, shift.shape[-1]), flat_labels, ignore_index=-100)
+    relu = F.cross_entropy(torch.log1p(torch.relu(pre)).reshape(-1, shift.shape[-1]), flat_labels, ignore_index=-100)
     return {"loss": clm + relu_weight * relu, "clm": clm.detach(), "relu": relu.detach()}
 
 

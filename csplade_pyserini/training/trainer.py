@@ -24,12 +24,14 @@ from pathlib import Path
 import torch
 
 from ..modeling.backbone import load_causal_lm, load_tokenizer, resolve_base, weights_sha256
-from ..modeling.card import EncoderCard
+from ..modeling.card import TERM_BIAS_KEY, EncoderCard
 from ..modeling.model import CspladeModel
 from .args import TrainArguments
 from .data import (TrainingDataError, contrastive_batch, load_msmarco, load_tevatron, pack_passages,
                    read_corpus_texts)
 from .losses import FlopsSchedule, adaptation_loss, contrastive_loss, sparsity_stats
+
+TERM_BIAS_FILE = "term_bias.safetensors"
 
 
 def build_model(args: TrainArguments, card: EncoderCard):
@@ -56,7 +58,14 @@ def build_model(args: TrainArguments, card: EncoderCard):
         lm = get_peft_model(lm, cfg)
         if args.gradient_checkpointing:
             lm.enable_input_require_grads()
-    model = CspladeModel(lm, tok, card.variant, logit_shift=card.logit_shift, lowercase=card.lowercase)
+    from ..encoder import model_from_card
+
+    model = model_from_card(card, lm, tok)
+    if args.train_term_bias:
+        if model.pooling.term_bias is None:
+            raise TrainingDataError(f"--train_term_bias: encoder {card.name!r} has no term_bias to train (make one "
+                                    f"with python -m csplade_pyserini.calibrate)")
+        model.pooling.term_bias.requires_grad_(True)
     return model, base
 
 
@@ -72,7 +81,12 @@ class Trainer:
             shard_decoder_layers(model)
         # after sharding: fully_shard replaces the layers' parameters, and the optimizer must hold the new ones
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=args.learning_rate, weight_decay=args.weight_decay)
+        bias = model.pooling.term_bias
+        groups = [{"params": [p for p in self.params if p is not bias]}]
+        if bias is not None and bias.requires_grad:
+            groups.append({"params": [bias], "lr": args.term_bias_learning_rate or args.learning_rate,
+                           "weight_decay": 0.0})
+        self.opt = torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay)
         self.step = 0
         self.flops_schedule = FlopsSchedule(1.0, args.flops_warmup_steps)  # warm-up factor in [0, 1]
         if args.stage == "adapt":
@@ -136,7 +150,7 @@ class Trainer:
             ids = batch.to(self.model.device)
             att = torch.ones_like(ids)
             logits = self.model.causal_lm(input_ids=ids, attention_mask=att, use_cache=False).logits
-            return adaptation_loss(logits, ids, att, a.relu_weight, self.model.pooling.logit_shift)  # equal packed rows: the mean of rank means
+            return adaptation_loss(logits, ids, att, a.relu_weight, self.model.pooling)  # equal packed rows: the mean of rank means
         queries, passages, pos = batch
         q_local, d_local = self.encode(queries, "query"), self.encode(passages, "passage")
         pos = pos.to(q_local.device) + self.rank * d_local.shape[0]
@@ -202,6 +216,17 @@ class Trainer:
         save_file(sd, str(directory / "adapter_model.safetensors"))
         self.model.lm.peft_config["default"].save_pretrained(str(directory))
 
+    def write_term_bias(self, directory: Path) -> str | None:
+        """The (trained or inherited) per-term bias as directory/term_bias.safetensors; its file name, or None."""
+        bias = self.model.pooling.term_bias
+        if bias is None:
+            return None
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({TERM_BIAS_KEY: bias.detach().float().cpu().contiguous()}, str(directory / TERM_BIAS_FILE))
+        return TERM_BIAS_FILE
+
     def save_checkpoint(self):
         import shutil
 
@@ -212,6 +237,7 @@ class Trainer:
         if tmp.exists():
             shutil.rmtree(tmp)
         self.write_weights(tmp / "adapter", sd)
+        self.write_term_bias(tmp)
         if not self.fsdp:  # FSDP checkpoints hold the weights only: the sharded optimizer state is not saved yet
             torch.save({"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                         "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
@@ -232,6 +258,10 @@ class Trainer:
             self.model.lm.load_state_dict(load_file(str(ck / "adapter" / "model.safetensors")), strict=False)
         else:
             set_peft_model_state_dict(self.model.lm, load_file(str(ck / "adapter" / "adapter_model.safetensors")))
+        bias = self.model.pooling.term_bias
+        if bias is not None and bias.requires_grad:
+            with torch.no_grad():
+                bias.copy_(load_file(str(ck / TERM_BIAS_FILE))[TERM_BIAS_KEY])
         state = torch.load(ck / "state.pt", weights_only=True)  # our own resume state: tensors and numbers only
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -257,6 +287,7 @@ class Trainer:
             self.write_weights(enc_dir / "model", sd)
             card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
                                   "base_model": "model", "adapter": None, "base_sha256": None,
+                                  "term_bias": self.write_term_bias(enc_dir),
                                   "training": self.training_record()})
             card.save(enc_dir)
             return enc_dir
@@ -273,6 +304,7 @@ class Trainer:
         chain = [f"stage{i + 1}" for i in range(len(adapters))] + [name]
         card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
                               "adapter": chain if len(chain) > 1 else chain[0],
+                              "term_bias": self.write_term_bias(enc_dir),
                               "base_sha256": weights_sha256(self.base_dir),
                               "training": self.training_record()})
         card.save(enc_dir)
@@ -354,6 +386,7 @@ def run_training(args: TrainArguments) -> Path | None:
     init_distributed(args)
     card = resolve_card(args.encoder)
     card = card.with_overrides(variant=args.variant, logit_shift=args.logit_shift, lowercase=args.lowercase,
+                               logit_norm=args.logit_norm,
                                query_max_length=args.query_max_length,
                                passage_max_length=args.passage_max_length)
     torch.manual_seed(args.seed)

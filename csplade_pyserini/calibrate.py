@@ -1,0 +1,238 @@
+"""python -m csplade_pyserini.calibrate: give an encoder a log-softmax head and a per-term bias from a corpus.
+
+    python -m csplade_pyserini.calibrate --encoder smollm2-135m-causal-base --variant echo \\
+        --corpus ../shared/data/scifact/corpus.jsonl --output runs/echo-calibrated \\
+        --tune-topics scifact-train --tune-qrels scifact-train
+
+Unsupervised, minutes on a CPU, no gradient. It encodes a seeded sample of the corpus with the encoder's model and
+pools per-position log-probabilities (``logit_norm: log_softmax``) instead of raw logits, takes each term's mean
+pooled score over the sample (mu[v]), and writes a new encoder whose weights are
+
+    w[v] = log1p(relu(max over positions of log p(v | position) - mu[v] - margin))
+
+so a term counts only where the text makes it e^margin times more likely than it usually is (``term_bias`` =
+-mu, ``logit_shift`` = margin; see modeling/head.SparsePooling). The margin is given, or chosen on a grid by
+nDCG@10 of training queries (``--tune-topics/--tune-qrels``: never the test split) against the sample plus their
+judged passages. The output directory is a complete encoder (card, term_bias.safetensors, the source's adapters):
+search with it, train it further (``python -m csplade_pyserini.train --encoder OUTPUT --train_term_bias true``),
+or ship it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .cli import UsageError, run
+
+DEFAULT_MARGINS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
+CALIBRATION_FILE = "calibration.json"
+
+
+def ndcg_at_k(scores: torch.Tensor, qids: list[str], dids: list[str], qrels: dict, k: int = 10) -> float:
+    """Mean nDCG@k (trec_eval's gain = relevance level) of a [Q, D] score matrix; queries without judged
+    passages among dids are skipped. Ties broken by passage order."""
+    col = {d: j for j, d in enumerate(dids)}
+    top = scores.topk(min(k, scores.shape[1]), dim=1).indices.tolist()
+    total, n = 0.0, 0
+    for i, q in enumerate(qids):
+        rels = {d: r for d, r in qrels.get(q, {}).items() if r > 0}
+        if not any(d in col for d in rels):
+            continue
+        dcg = sum(rels.get(dids[j], 0) / math.log2(rank + 2) for rank, j in enumerate(top[i]))
+        ideal = sorted(rels.values(), reverse=True)[:k]
+        total += dcg / sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
+        n += 1
+    return total / max(n, 1)
+
+
+def read_qrels(path) -> dict:
+    out: dict[str, dict[str, int]] = {}
+    for line in open(path, encoding="utf-8"):
+        parts = line.split()
+        if len(parts) >= 4:
+            out.setdefault(parts[0], {})[parts[2]] = int(parts[3])
+    return out
+
+
+@torch.inference_mode()
+def pooled_scores(encoder, texts: list[str], side: str, batch_size: int, desc: str) -> torch.Tensor:
+    """[N, V] float32: max over each text's pooled positions of the head's pooled score (no bias, no shift)."""
+    from tqdm import tqdm
+
+    model = encoder.model
+    if not texts:
+        return torch.empty(0, model.lm_head.weight.shape[0])
+    prefix, max_length, _ = encoder.settings(side)
+    toks = model.token_lists(texts, prefix)
+    order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
+    out = torch.empty(len(texts), model.lm_head.weight.shape[0])
+    with tqdm(total=len(texts), desc=desc, unit="text", file=sys.stderr) as bar:
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            f = model.features([toks[i] for i in idx], max_length).to(model.device)
+            h = model.hidden_states(f.input_ids, f.attention_mask)
+            out[idx] = model.pooling.max_logits(h, f.pool_mask, model.lm_head).float().cpu()
+            bar.update(len(idx))
+    return out
+
+
+def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Tensor, top_k: int) -> torch.Tensor:
+    w = torch.log1p(torch.relu(z - mu - margin)) * allowed
+    if top_k and top_k < w.shape[1]:
+        v, i = w.topk(top_k, dim=1)
+        w = torch.zeros_like(w).scatter_(1, i, v)
+    return w
+
+
+def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None = None, passages: int = 2000,
+              seed: int = 13, margin: float | None = None, margins=DEFAULT_MARGINS, tune_topics: str | None = None,
+              tune_qrels: str | None = None, max_tune_queries: int = 0, batch_size: int = 16,
+              device: str | None = None, card_overrides: dict | None = None, overwrite: bool = False,
+              command: str | None = None, log=print) -> Path:
+    from .corpus import check_jsonl_corpus, corpus_files, doc_id, record_text
+    from .encoder import CspladeEncoder, resolve_card
+    from .modeling.card import TERM_BIAS_KEY, EncoderCard
+    from .topics import load_topics, qrels_path
+
+    if (margin is None) == (tune_topics is None):
+        raise UsageError("give either --margin or --tune-topics (with --tune-qrels)")
+    if tune_topics and not tune_qrels:
+        raise UsageError("--tune-topics needs --tune-qrels")
+    out = Path(output)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UsageError(f"{out} exists and is not empty (pass --overwrite to replace it)")
+        shutil.rmtree(out)
+    source = resolve_card(encoder)
+    card = source.with_overrides(variant=variant, **(card_overrides or {}))
+    card = EncoderCard(**{**card.to_dict(), "logit_norm": "log_softmax", "term_bias": None, "logit_shift": 0.0},
+                       path=source.path)
+    enc = CspladeEncoder.load(card, device=device, batch_size=batch_size)
+    t0 = time.time()
+
+    check_jsonl_corpus(corpus, ["title", "text"])
+    records = {}
+    for f in corpus_files(corpus):
+        for line in open(f, encoding="utf-8"):
+            if line.strip():
+                info = json.loads(line)
+                records[str(doc_id(info, None))] = record_text(info)
+    ids = list(records)
+    sample = sorted(random.Random(seed).sample(range(len(ids)), min(passages, len(ids))))
+    sample_ids = [ids[i] for i in sample]
+
+    tune = None
+    if tune_topics:
+        topics = load_topics(tune_topics)
+        qrels = read_qrels(qrels_path(tune_qrels))
+        qids = [q for q in topics if any(r > 0 for r in qrels.get(q, {}).values())]
+        if max_tune_queries:
+            qids = sorted(random.Random(seed).sample(qids, min(max_tune_queries, len(qids))))
+        judged = sorted({d for q in qids for d, r in qrels[q].items() if r > 0 and d in records} - set(sample_ids))
+        if not qids:
+            raise UsageError(f"no query of {tune_topics} has a judged passage in {tune_qrels}")
+        tune = (qids, topics, qrels, judged)
+
+    z = pooled_scores(enc, [records[i] for i in sample_ids], "passage", batch_size, "calibrate: passages")
+    mu = z.mean(0)
+    allowed = enc.model.allowed.float().cpu()
+    mu = torch.where(allowed.bool(), mu, torch.zeros_like(mu))
+    grid = []
+    if tune:
+        qids, topics, qrels, judged = tune
+        zj = pooled_scores(enc, [records[i] for i in judged], "passage", batch_size, "calibrate: judged passages")
+        zq = pooled_scores(enc, [topics[q] for q in qids], "query", batch_size, "calibrate: tuning queries")
+        zd, dids = torch.cat([z, zj]), sample_ids + judged
+        for m in margins:
+            wq = weights(zq, mu, m, allowed, card.query_top_k)
+            wd = weights(zd, mu, m, allowed, card.passage_top_k)
+            score = ndcg_at_k(wq @ wd.T, qids, dids, qrels)
+            grid.append({"margin": m, "ndcg@10": round(score, 4), "terms_per_query": round(float((wq > 0).sum(1).float().mean()), 1),
+                         "terms_per_passage": round(float((wd > 0).sum(1).float().mean()), 1)})
+            log(f"[calibrate] margin {m:g}: nDCG@10 {score:.4f} on {len(qids)} {tune_topics} queries over "
+                f"{len(dids)} passages; terms/query {grid[-1]['terms_per_query']}, terms/passage "
+                f"{grid[-1]['terms_per_passage']}")
+        margin = max(grid, key=lambda g: (g["ndcg@10"], g["margin"]))["margin"]
+
+    from safetensors.torch import save_file
+
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    chain = []
+    for i, src in enumerate(source.adapter_paths()):
+        shutil.copytree(src, tmp / f"stage{i + 1}")
+        chain.append(f"stage{i + 1}")
+    save_file({TERM_BIAS_KEY: (-mu).contiguous()}, str(tmp / "term_bias.safetensors"))
+    record = {"stage": "calibrate", "command": command, "passages": len(sample_ids), "seed": seed,
+              "margin": margin, "tuned_on": tune_topics, "grid": grid}
+    if source.training:
+        record["previous"] = source.training
+    new = EncoderCard(**{**card.to_dict(), "name": out.name, "term_bias": "term_bias.safetensors",
+                         "logit_shift": float(margin), "adapter": (chain if len(chain) > 1 else chain[0]) if chain else None,
+                         "training": record, "scores": {}})
+    new.save(tmp)
+    (tmp / CALIBRATION_FILE).write_text(json.dumps({**record, "previous": None, "seconds": round(time.time() - t0, 1),
+                                                    "mean_pooled_score": float(mu[allowed.bool()].mean())},
+                                                   indent=1) + "\n")
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    log(f"[calibrate] {out}: margin {margin:g}, bias from {len(sample_ids)} passages, {time.time() - t0:.0f} s")
+    return out
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m csplade_pyserini.calibrate", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", default=None, help="starting encoder (name, directory or checkpoint; default: the "
+                                                   "default encoder)")
+    p.add_argument("--variant", default=None, choices=["causal", "echo", "bi"], help="override the card's variant")
+    p.add_argument("--corpus", required=True, help="corpus JSONL (file or directory) to take the term statistics from")
+    p.add_argument("--output", required=True, help="directory of the new encoder")
+    p.add_argument("--passages", type=int, default=2000, help="seeded sample size for the term means (default: 2000)")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--margin", type=float, default=None, help="fixed margin (logit_shift) instead of tuning it")
+    p.add_argument("--margins", default=",".join(f"{m:g}" for m in DEFAULT_MARGINS),
+                   help="margins tried with --tune-topics (comma-separated)")
+    p.add_argument("--tune-topics", default=None, help="training topics to choose the margin on (never a test split)")
+    p.add_argument("--tune-qrels", default=None, help="their qrels")
+    p.add_argument("--max-tune-queries", type=int, default=0, help="tune on a seeded sample of the queries (0: all)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None)
+    p.add_argument("--card", nargs="*", default=None, metavar="KEY=VALUE",
+                   help="card settings of the new encoder, e.g. lowercase=true passage_max_length=256")
+    p.add_argument("--overwrite", action="store_true")
+    return p
+
+
+def _main(argv=None):
+    from .ship import parse_card_overrides
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    a = build_parser().parse_args(args)
+    try:
+        margins = tuple(float(m) for m in a.margins.split(",") if m.strip())
+    except ValueError:
+        raise UsageError(f"--margins {a.margins!r}: expected comma-separated numbers") from None
+    calibrate(a.encoder, a.corpus, a.output, a.variant, a.passages, a.seed, a.margin, margins, a.tune_topics,
+              a.tune_qrels, a.max_tune_queries, a.batch_size, a.device, parse_card_overrides(a.card), a.overwrite,
+              command=" ".join(["python -m csplade_pyserini.calibrate"] + [shlex.quote(x) for x in args]),
+              log=lambda s: print(s, file=sys.stderr))
+
+
+def main(argv=None):
+    run(_main, argv, "csplade-calibrate")
+
+
+if __name__ == "__main__":
+    main()
