@@ -3,7 +3,8 @@
     python -m csplade_pyserini.ship runs/my-run/encoder --name smollm2-135m-causal-scifact \\
         --description "SmolLM2-135M, causal, adapted + contrastive on SciFact train"
 
-What it does: copies the card and the adapter chain (adaptation stage, contrastive stage) into encoders/NAME/,
+What it does: copies the card, the adapter chain (adaptation stage, contrastive stage) and the term bias (from
+calibrate) into encoders/NAME/,
 stores the LoRA weights in float16 (half the bytes; the merged model runs in the card's dtype), records every
 training stage's command (followed back through each stage's starting encoder), checks the size limit, then
 loads both encoders and compares them on fixed texts: the shipped one must keep the trained one's top terms. The
@@ -61,7 +62,10 @@ def training_stages(card: EncoderCard) -> list[dict]:
         if "stages" in t:  # an already shipped card
             return t["stages"] + stages[::-1]
         args = t.get("args") or {}
-        stages.append({"stage": t.get("stage"), "steps": t.get("steps"), "command": training_command(args)})
+        if t.get("command"):  # a stage that recorded its own command line (calibrate)
+            stages.append({k: v for k, v in t.items() if k not in ("previous", "grid")})
+        else:
+            stages.append({"stage": t.get("stage"), "steps": t.get("steps"), "command": training_command(args)})
         if t.get("previous"):
             t = t["previous"]
             continue
@@ -156,8 +160,9 @@ def ship(source: str, name: str, description: str | None = None, keep_dtype: boo
         raise UsageError(f"encoder name {name!r} contains {FORBIDDEN_IN_NAME!r}: Pyserini's CLIs would route it to "
                          f"their BERT SPLADE encoder; pick another name")
     card = resolve_card(source)
-    if not card.adapter_paths():
-        raise UsageError(f"{source}: the card has no adapters to ship (full fine-tunes are too large to ship here)")
+    if not card.adapter_paths() and not card.term_bias:
+        raise UsageError(f"{source}: the card has neither adapters nor a term bias to ship (full fine-tunes are too "
+                         f"large to ship here)")
     dest = Path(dest_root or encoders_dir()) / name
     if dest.exists():
         if not overwrite:
@@ -173,8 +178,14 @@ def ship(source: str, name: str, description: str | None = None, keep_dtype: boo
         else:
             _copy_adapter_fp16(src, dst)
         chain.append(dst.name)
+    bias = None
+    if card.term_bias:
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(card.term_bias_path(), tmp / "term_bias.safetensors")
+        bias = "term_bias.safetensors"
     training = {"stages": training_stages(card)}
-    shipped = EncoderCard(**{**card.to_dict(), "name": name, "adapter": chain if len(chain) > 1 else chain[0],
+    adapter = (chain if len(chain) > 1 else chain[0]) if chain else None
+    shipped = EncoderCard(**{**card.to_dict(), "name": name, "adapter": adapter, "term_bias": bias,
                              "description": description or card.description, "training": training, "scores": {},
                              **(card_overrides or {})})
     shipped.save(tmp)

@@ -65,3 +65,59 @@ def test_ndcg_at_k_matches_hand_computation():
     a = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
     b = (2 / math.log2(4)) / 2
     assert got == pytest.approx((a + b) / 2)
+
+
+def test_train_term_bias_export_resume_and_ship(tmp_path, tiny_checkpoint):
+    """calibrate -> contrastive training with a trainable term bias -> export -> ship: the bias travels."""
+    from csplade_pyserini.calibrate import calibrate
+    from csplade_pyserini.encoder import CspladeEncoder, resolve_card
+    from csplade_pyserini.modeling.card import EncoderCard
+    from csplade_pyserini.ship import ship
+    from csplade_pyserini.training.args import TrainArguments
+    from csplade_pyserini.training.trainer import Trainer, build_model
+    from tests.test_training import _assert_export_encodes_like_trainer, _data
+
+    corpus, _, _ = _corpus(tmp_path)
+    cal = calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "cal"), margin=0.5, device="cpu",
+                    command="python -m csplade_pyserini.calibrate --margin 0.5", log=lambda s: None)
+
+    def trainer(out):
+        args = TrainArguments(train_data=str(_data(tmp_path)), output_dir=str(tmp_path / out), encoder=str(cal),
+                              device="cpu", batch_size=3, negatives=1, learning_rate=3e-3, lora_rank=4, lora_alpha=8,
+                              lora_dropout=0.0, warmup_ratio=0.0, scheduler="constant_with_warmup", max_steps=4,
+                              logging_steps=1000, save_steps=0, train_term_bias=True, term_bias_learning_rate=0.05)
+        card = resolve_card(args.encoder)
+        torch.manual_seed(0)
+        model, base = build_model(args, card)
+        return Trainer(args, card, model, base)
+
+    t = trainer("run")
+    before = t.model.pooling.term_bias.detach().clone()
+    assert any(p is t.model.pooling.term_bias for p in t.params)
+    losses = [t.train_step()["loss"] for _ in range(4)]
+    assert not torch.equal(before, t.model.pooling.term_bias.detach()), "the term bias must be trained"
+    enc_dir = t.export()
+    card = EncoderCard.load(enc_dir)
+    assert card.term_bias == "term_bias.safetensors" and card.logit_norm == "log_softmax"
+    torch.testing.assert_close(card.load_term_bias(), t.model.pooling.term_bias.detach().float())
+    _assert_export_encodes_like_trainer(enc_dir, t)
+
+    # resume restores the trained bias with the adapter
+    r1 = trainer("resume")
+    r1.train_step(), r1.train_step()
+    r1.save_checkpoint()
+    r2 = trainer("resume")
+    assert r2.load_checkpoint()
+    torch.testing.assert_close(r2.model.pooling.term_bias, r1.model.pooling.term_bias)
+    assert [r2.train_step()["loss"] for _ in range(2)] == pytest.approx(losses[2:], rel=1e-5, abs=1e-6)
+
+    shipped = ship(str(enc_dir), "tiny-cal", dest_root=tmp_path / "encoders", log=lambda s: None)
+    sc = EncoderCard.load(shipped)
+    assert (shipped / "term_bias.safetensors").exists() and sc.term_bias == "term_bias.safetensors"
+    stages = sc.training["stages"]
+    assert [s["stage"] for s in stages] == ["calibrate", "contrastive"]
+    assert stages[0]["command"].startswith("python -m csplade_pyserini.calibrate")
+    assert stages[1]["command"].startswith("python -m csplade_pyserini.train")
+    a = CspladeEncoder.load(str(shipped), device="cpu").encode(["brain cancer"], side="query")
+    b = CspladeEncoder.load(str(enc_dir), device="cpu").encode(["brain cancer"], side="query")
+    assert a[0] and set(a[0]) == set(b[0])

@@ -23,9 +23,14 @@ def test_every_shipped_encoder_is_small_named_safely_and_has_expected_terms():
         for p in card.adapter_paths():
             assert (p / "adapter_model.safetensors").exists() and p.resolve().is_relative_to(d.resolve())
         if card.adapter_paths():
-            assert card.base_sha256 and card.training and card.training.get("stages"), name
-            assert all(s.get("command", "").startswith("python -m csplade_pyserini.train") for s in
-                       card.training["stages"])
+            assert card.base_sha256, name
+        if card.adapter_paths() or card.term_bias:
+            assert card.training and card.training.get("stages"), name
+            assert all(s.get("command", "").startswith(("python -m csplade_pyserini.train",
+                                                        "python -m csplade_pyserini.calibrate"))
+                       for s in card.training["stages"]), name
+        if card.term_bias:
+            assert card.term_bias_path().resolve().is_relative_to(d.resolve()) and card.load_term_bias() is not None
 
 
 @pytest.mark.parametrize("name", ENCODERS)
