@@ -13,7 +13,7 @@ pooled score over the sample (mu[v]), and writes a new encoder whose weights are
 so a term counts only where the text makes it e^margin times more likely than it usually is (``term_bias`` =
 -mu, ``logit_shift`` = margin; see modeling/head.SparsePooling). The margin is given, or chosen on a grid by
 nDCG@10 of training queries (``--tune-topics/--tune-qrels``: never the test split) against the sample plus their
-judged passages. The output directory is a complete encoder (card, term_bias.safetensors, the source's adapters):
+judged passages: the largest margin within ``--tolerance`` of the best (sparser vectors, faster queries). The output directory is a complete encoder (card, term_bias.safetensors, the source's adapters):
 search with it, train it further (``python -m csplade_pyserini.train --encoder OUTPUT --train_term_bias true``),
 or ship it.
 """
@@ -93,11 +93,18 @@ def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Ten
     return w
 
 
+def pick_margin(grid: list[dict], tolerance: float) -> float:
+    """The largest margin (sparsest vectors: fewer query clauses, smaller index) whose nDCG@10 is within
+    ``tolerance`` of the best on the grid."""
+    best = max(g["ndcg@10"] for g in grid)
+    return max(g["margin"] for g in grid if g["ndcg@10"] >= best - tolerance)
+
+
 def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None = None, passages: int = 2000,
               seed: int = 13, margin: float | None = None, margins=DEFAULT_MARGINS, tune_topics: str | None = None,
               tune_qrels: str | None = None, max_tune_queries: int = 0, batch_size: int = 16,
               device: str | None = None, card_overrides: dict | None = None, overwrite: bool = False,
-              command: str | None = None, log=print) -> Path:
+              command: str | None = None, tolerance: float = 0.01, log=print) -> Path:
     from .corpus import check_jsonl_corpus, corpus_files, doc_id, record_text
     from .encoder import CspladeEncoder, resolve_card
     from .modeling.card import TERM_BIAS_KEY, EncoderCard
@@ -119,16 +126,19 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     enc = CspladeEncoder.load(card, device=device, batch_size=batch_size)
     t0 = time.time()
 
-    check_jsonl_corpus(corpus, ["title", "text"])
-    records = {}
-    for f in corpus_files(corpus):
-        for line in open(f, encoding="utf-8"):
-            if line.strip():
-                info = json.loads(line)
-                records[str(doc_id(info, None))] = record_text(info)
-    ids = list(records)
-    sample = sorted(random.Random(seed).sample(range(len(ids)), min(passages, len(ids))))
-    sample_ids = [ids[i] for i in sample]
+    corpora = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
+    records, sample = {}, []  # keyed (corpus index, doc id); the sample takes an equal share of each corpus
+    for k, c in enumerate(corpora):
+        check_jsonl_corpus(c, ["title", "text"])
+        keys = []
+        for f in corpus_files(c):
+            for line in open(f, encoding="utf-8"):
+                if line.strip():
+                    info = json.loads(line)
+                    keys.append((k, str(doc_id(info, None))))
+                    records[keys[-1]] = record_text(info)
+        share = passages // len(corpora) + (1 if k < passages % len(corpora) else 0)
+        sample += [keys[i] for i in sorted(random.Random(seed).sample(range(len(keys)), min(share, len(keys))))]
 
     tune = None
     if tune_topics:
@@ -137,21 +147,24 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         qids = [q for q in topics if any(r > 0 for r in qrels.get(q, {}).values())]
         if max_tune_queries:
             qids = sorted(random.Random(seed).sample(qids, min(max_tune_queries, len(qids))))
-        judged = sorted({d for q in qids for d, r in qrels[q].items() if r > 0 and d in records} - set(sample_ids))
+        # tuning ranks the first corpus's share of the sample plus the judged passages (of the first corpus)
+        judged = sorted({(0, d) for q in qids for d, r in qrels[q].items() if r > 0 and (0, d) in records}
+                        - set(sample))
         if not qids:
             raise UsageError(f"no query of {tune_topics} has a judged passage in {tune_qrels}")
         tune = (qids, topics, qrels, judged)
 
-    z = pooled_scores(enc, [records[i] for i in sample_ids], "passage", batch_size, "calibrate: passages")
+    z = pooled_scores(enc, [records[key] for key in sample], "passage", batch_size, "calibrate: passages")
     mu = z.mean(0)
     allowed = enc.model.allowed.float().cpu()
     mu = torch.where(allowed.bool(), mu, torch.zeros_like(mu))
     grid = []
     if tune:
         qids, topics, qrels, judged = tune
-        zj = pooled_scores(enc, [records[i] for i in judged], "passage", batch_size, "calibrate: judged passages")
+        zj = pooled_scores(enc, [records[key] for key in judged], "passage", batch_size, "calibrate: judged passages")
         zq = pooled_scores(enc, [topics[q] for q in qids], "query", batch_size, "calibrate: tuning queries")
-        zd, dids = torch.cat([z, zj]), sample_ids + judged
+        own = [i for i, (k, _) in enumerate(sample) if k == 0]
+        zd, dids = torch.cat([z[own], zj]), [sample[i][1] for i in own] + [d for _, d in judged]
         for m in margins:
             wq = weights(zq, mu, m, allowed, card.query_top_k)
             wd = weights(zd, mu, m, allowed, card.passage_top_k)
@@ -161,7 +174,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
             log(f"[calibrate] margin {m:g}: nDCG@10 {score:.4f} on {len(qids)} {tune_topics} queries over "
                 f"{len(dids)} passages; terms/query {grid[-1]['terms_per_query']}, terms/passage "
                 f"{grid[-1]['terms_per_passage']}")
-        margin = max(grid, key=lambda g: (g["ndcg@10"], g["margin"]))["margin"]
+        margin = pick_margin(grid, tolerance)
 
     from safetensors.torch import save_file
 
@@ -173,11 +186,21 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         shutil.copytree(src, tmp / f"stage{i + 1}")
         chain.append(f"stage{i + 1}")
     save_file({TERM_BIAS_KEY: (-mu).contiguous()}, str(tmp / "term_bias.safetensors"))
-    record = {"stage": "calibrate", "command": command, "passages": len(sample_ids), "seed": seed,
+    record = {"stage": "calibrate", "command": command, "passages": len(sample), "seed": seed,
+              "tolerance": tolerance if tune else None,
+              "corpora": [str(c) for c in corpora],
               "margin": margin, "tuned_on": tune_topics, "grid": grid}
     if source.training:
         record["previous"] = source.training
+    from .modeling.backbone import resolve_base, weights_sha256
+
+    names = ", ".join(Path(str(c)).parent.name or str(c) for c in corpora)
+    description = (f"{source.name} ({card.variant}) with a calibrated head: pooled per-position log-probabilities, "
+                   f"term bias = minus the mean over {len(sample)} passages of {names}, margin {margin:g}"
+                   f"{f' (tuned on {tune_topics})' if tune_topics else ''}; no gradient training.")
     new = EncoderCard(**{**card.to_dict(), "name": out.name, "term_bias": "term_bias.safetensors",
+                         "base_sha256": source.base_sha256 or weights_sha256(resolve_base(card.base_ref())),
+                         "description": description,
                          "logit_shift": float(margin), "adapter": (chain if len(chain) > 1 else chain[0]) if chain else None,
                          "training": record, "scores": {}})
     new.save(tmp)
@@ -187,7 +210,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     if out.exists():
         out.rmdir()
     tmp.rename(out)
-    log(f"[calibrate] {out}: margin {margin:g}, bias from {len(sample_ids)} passages, {time.time() - t0:.0f} s")
+    log(f"[calibrate] {out}: margin {margin:g}, bias from {len(sample)} passages, {time.time() - t0:.0f} s")
     return out
 
 
@@ -197,13 +220,18 @@ def build_parser():
     p.add_argument("--encoder", default=None, help="starting encoder (name, directory or checkpoint; default: the "
                                                    "default encoder)")
     p.add_argument("--variant", default=None, choices=["causal", "echo", "bi"], help="override the card's variant")
-    p.add_argument("--corpus", required=True, help="corpus JSONL (file or directory) to take the term statistics from")
+    p.add_argument("--corpus", required=True, nargs="+",
+                   help="corpus JSONL (file or directory) to take the term statistics from; several corpora share "
+                        "the sample equally (tuning ranks the first one's passages)")
     p.add_argument("--output", required=True, help="directory of the new encoder")
-    p.add_argument("--passages", type=int, default=2000, help="seeded sample size for the term means (default: 2000)")
+    p.add_argument("--passages", type=int, default=2000,
+                   help="seeded sample size for the term means, over all corpora (default: 2000)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--margin", type=float, default=None, help="fixed margin (logit_shift) instead of tuning it")
     p.add_argument("--margins", default=",".join(f"{m:g}" for m in DEFAULT_MARGINS),
                    help="margins tried with --tune-topics (comma-separated)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="pick the largest margin within this much nDCG@10 of the best (sparser; default 0.01)")
     p.add_argument("--tune-topics", default=None, help="training topics to choose the margin on (never a test split)")
     p.add_argument("--tune-qrels", default=None, help="their qrels")
     p.add_argument("--max-tune-queries", type=int, default=0, help="tune on a seeded sample of the queries (0: all)")
@@ -227,6 +255,7 @@ def _main(argv=None):
     calibrate(a.encoder, a.corpus, a.output, a.variant, a.passages, a.seed, a.margin, margins, a.tune_topics,
               a.tune_qrels, a.max_tune_queries, a.batch_size, a.device, parse_card_overrides(a.card), a.overwrite,
               command=" ".join(["python -m csplade_pyserini.calibrate"] + [shlex.quote(x) for x in args]),
+              tolerance=a.tolerance,
               log=lambda s: print(s, file=sys.stderr))
 
 

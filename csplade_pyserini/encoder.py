@@ -94,7 +94,7 @@ class CspladeEncoder:
         base = resolve_base(card.base_ref())
         tokenizer = load_tokenizer(base)
         lm = load_causal_lm(base, card.dtype, device)
-        if card.adapter_paths():
+        if card.adapter_paths() or card.term_bias:
             lm = attach_adapters(lm, card, base)
         model = model_from_card(card, lm, tokenizer, chunk_tokens)
         model = model.to(device).eval()
@@ -163,7 +163,8 @@ def model_from_card(card: EncoderCard, lm, tokenizer, chunk_tokens: int = DEFAUL
 
 
 def attach_adapters(lm, card: EncoderCard, base: Path):
-    """Merge the card's LoRA adapters (safetensors only) into the base, after checking the base's checksum."""
+    """Merge the card's LoRA adapters (safetensors only) into the base, after checking the base's checksum (also for
+    a card with only a term bias: it belongs to the base it was computed on)."""
     from peft import PeftModel
 
     for adapter in card.adapter_paths():
@@ -175,7 +176,7 @@ def attach_adapters(lm, card: EncoderCard, base: Path):
         if got != card.base_sha256:
             raise BaseModelError(
                 f"encoder {card.name!r} was trained on base weights {card.base_sha256[:12]}…, but {base} has "
-                f"{got[:12]}…: the adapter does not belong to this base model")
+                f"{got[:12]}…: its adapter / term bias does not belong to this base model")
     for adapter in card.adapter_paths():
         lm = PeftModel.from_pretrained(lm, str(adapter)).merge_and_unload()
     return lm.eval()

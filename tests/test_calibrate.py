@@ -31,7 +31,9 @@ def test_calibrate_writes_an_encoder_with_the_corpus_mean_as_bias(tmp_path, tiny
     assert card["term_bias"] == "term_bias.safetensors" and card["training"]["stage"] == "calibrate"
     grid = card["training"]["grid"]
     assert [g["margin"] for g in grid] == [0.5, 1.0, 2.0]
-    assert card["logit_shift"] == max(grid, key=lambda g: (g["ndcg@10"], g["margin"]))["margin"]
+    best = max(g["ndcg@10"] for g in grid)
+    assert card["logit_shift"] == max(g["margin"] for g in grid if g["ndcg@10"] >= best - 0.01)
+
 
     enc = CspladeEncoder.load(str(out), device="cpu")
     # the bias is minus the mean pooled log-probability over the corpus (every passage: the sample is all of it)
@@ -121,3 +123,35 @@ def test_train_term_bias_export_resume_and_ship(tmp_path, tiny_checkpoint):
     a = CspladeEncoder.load(str(shipped), device="cpu").encode(["brain cancer"], side="query")
     b = CspladeEncoder.load(str(enc_dir), device="cpu").encode(["brain cancer"], side="query")
     assert a[0] and set(a[0]) == set(b[0])
+
+
+def test_calibrate_on_two_corpora_shares_the_sample(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.calibrate import calibrate, pooled_scores
+    from csplade_pyserini.encoder import CspladeEncoder
+
+    corpus, _, _ = _corpus(tmp_path)
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({"id": f"d{i}", "title": "", "text": t}) + "\n"  # same ids: kept apart
+                             for i, t in enumerate(["what does the gene do", "mouse and human", "risk of radiation"])))
+    out = calibrate(str(tiny_checkpoint), [str(corpus), str(other)], str(tmp_path / "cal2"), passages=5, margin=1.0,
+                    device="cpu", log=lambda s: None)
+    rec = json.loads((out / "calibration.json").read_text())
+    assert rec["passages"] == 5 and len(rec["corpora"]) == 2
+    enc = CspladeEncoder.load(str(out), device="cpu", term_bias="", logit_shift=0.0)
+    texts = [json.loads(l)["text"] for l in open(corpus)]
+    import random
+    first = [texts[i] for i in sorted(random.Random(13).sample(range(len(texts)), 3))]
+    others = [json.loads(l)["text"] for l in open(other)]
+    second = [others[i] for i in sorted(random.Random(13).sample(range(3), 2))]
+    z = pooled_scores(enc, first + second, "passage", 4, "test")
+    bias = CspladeEncoder.load(str(out), device="cpu").model.pooling.term_bias
+    allowed = enc.model.allowed.bool()
+    torch.testing.assert_close(bias[allowed], -z.mean(0)[allowed], rtol=1e-5, atol=1e-5)
+
+
+def test_pick_margin_prefers_sparser_within_tolerance():
+    from csplade_pyserini.calibrate import pick_margin
+
+    grid = [{"margin": 4, "ndcg@10": 0.684}, {"margin": 5, "ndcg@10": 0.678}, {"margin": 6, "ndcg@10": 0.676},
+            {"margin": 7, "ndcg@10": 0.654}]
+    assert pick_margin(grid, 0.01) == 6 and pick_margin(grid, 0.0) == 4 and pick_margin(grid, 0.05) == 7
