@@ -84,7 +84,32 @@ def encode_sharded(corpus, vectors, encoder, fields, batch_size, max_length, gpu
     return [json.loads(p.read_text()) for p in sorted(meta_dir(vectors).glob("*.jsonl.json"))]
 
 
-def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, results_dir=None, threads=None) -> dict:
+def accept_measured(path, measured: dict, metrics: dict, note: str) -> None:
+    """Rewrite the YAML's ``evaluations:`` block with the measured values of its metrics (all REPORTED metrics for
+    a topic set that lists none) and its ``measured_on`` line; comments and other keys stay as they are."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("evaluations:"))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith((" ", "#"))),
+               len(lines))
+    block = ["evaluations:"]
+    for ts, ms in metrics.items():
+        block.append(f"  {ts}:")
+        block += [f"    {m}: {measured[ts][m]:.4f}" for m in (ms or REPORTED)]
+
+    def without_measured_on(part):  # the old measured_on line and a folded continuation of it
+        kept, skipping = [], False
+        for line in part:
+            skipping = line.startswith("measured_on:") or (skipping and line.startswith(" "))
+            if not skipping:
+                kept.append(line)
+        return kept
+
+    head, rest = without_measured_on(lines[:start]), without_measured_on(lines[end:])
+    Path(path).write_text("\n".join(head + block + rest + [f"measured_on: {note}"]) + "\n", encoding="utf-8")
+
+
+def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, results_dir=None, threads=None,
+                   accept: bool = False) -> dict:
     from .eval import evaluate
     from .search import search_topics
     from .topics import load_topics
@@ -171,6 +196,13 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
             ok &= good
             rows.append({"topic_set": ts, "metric": m, "expected": want, "measured": round(measured[m], 4),
                          "delta": round(measured[m] - want, 4), "pass": good})
+    if accept:  # this run's values become the expected ones (a new regression, or a deliberate change)
+        note = f"{datetime.date.today().isoformat()}, {machine_summary()}"
+        accept_measured(reg["_path"], measured_all, {ts: list(e or {}) for ts, e in reg["evaluations"].items()}, note)
+        for r in rows:
+            r.update(expected=r["measured"], delta=0.0, pass_=True)
+            r["pass"] = r.pop("pass_")
+        ok = True
     sweep = []
     for k in (reg.get("sweep") or {}).get("top_k") or []:
         if str(encoder) == BM25:
@@ -282,6 +314,9 @@ def build_parser():
     p.add_argument("--threads", type=int, default=None, help="indexing/search threads (default: all cores)")
     p.add_argument("--workdir", default=None, help="scratch folder (default: runs/reproduce/NAME; reused to resume)")
     p.add_argument("--results-dir", default=None, help="where NAME.json goes (default: eval/results)")
+    p.add_argument("--accept", action="store_true",
+                   help="write the measured values into the regression YAML as its expected values (a new "
+                        "regression, or a deliberate change); the run then passes")
     return p
 
 
@@ -290,7 +325,7 @@ def _main(argv=None):
     ok = True
     for path in a.regression:
         res = run_regression(path, a.corpus_dir, a.encoder, a.gpus,
-                             a.workdir if len(a.regression) == 1 else None, a.results_dir, a.threads)
+                             a.workdir if len(a.regression) == 1 else None, a.results_dir, a.threads, a.accept)
         print_table(res)
         ok &= res["pass"]
     if not ok:

@@ -93,3 +93,13 @@ def test_reproduce_runner_fails_then_passes(tmp_path):
     main(argv)
     res2 = json.loads((tmp_path / "results" / "tiny.json").read_text())
     assert res2["pass"] is True and res2["seconds"] < res["seconds"]
+    # --accept writes the measured values into the YAML (comments kept), then plain runs pass again
+    reg["evaluations"] = {"test": {"ndcg@10": 0.123}}
+    path.write_text("# a comment that must survive\n" + yaml.safe_dump(reg))
+    main(argv + ["--accept"])
+    text = path.read_text()
+    acc = yaml.safe_load(text)
+    want = {r["metric"]: r["measured"] for r in res2["rows"]}["ndcg@10"]
+    assert text.startswith("# a comment") and acc["evaluations"] == {"test": {"ndcg@10": want}}
+    assert acc["measured_on"] and acc["name"] == "tiny"
+    main(argv)
