@@ -26,7 +26,12 @@ def load_results(results_dir: Path) -> list[dict]:
 def training_summary(card: dict | None) -> str:
     t = (card or {}).get("training") or {}
     stages = t.get("stages") or ([t] if t.get("stage") else [])
-    return " + ".join(f"{s.get('stage')} {s.get('steps')}" for s in stages) or "none"
+    def one(s):
+        if s.get("stage") == "calibrate":
+            return f"calibrate ({s.get('passages')} passages)"
+        return f"{s.get('stage')} {s.get('steps')}"
+
+    return " + ".join(one(s) for s in stages) or "none"
 
 
 def _fmt(v, spec=".4f"):

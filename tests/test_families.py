@@ -49,3 +49,21 @@ def test_family_bi_removes_causal_mask(family, tokenizer):
     with torch.no_grad():
         torch.testing.assert_close(causal.hidden_states(a, att)[0, 0], causal.hidden_states(b, att)[0, 0])
         assert (bi.hidden_states(a, att)[0, 0] - bi.hidden_states(b, att)[0, 0]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_log_softmax_head_equals_naive(family, tokenizer):
+    """The log-softmax head normalizes what the model's own softmax sees (Gemma 2: the soft-capped logits)."""
+    lm = make_family_lm(family, len(tokenizer))
+    bias = torch.linspace(-1, 1, lm.get_output_embeddings().weight.shape[0])
+    model = CspladeModel(lm, tokenizer, "echo", chunk_tokens=4, logit_norm="log_softmax", term_bias=bias,
+                         logit_shift=-3.0).eval()
+    texts = ["microwave radiation causes brain cancer", "cells", "mice and human study"]
+    f = model.features(model.token_lists(texts, "query : "), 32)
+    with torch.no_grad():
+        w = model(f.input_ids, f.attention_mask, f.pool_mask)
+        logits = model.causal_lm(input_ids=f.input_ids, attention_mask=f.attention_mask, use_cache=False).logits
+    ref = naive_sparse_pooling(logits, f.pool_mask, model.allowed, logit_norm="log_softmax", term_bias=bias,
+                               logit_shift=-3.0)
+    torch.testing.assert_close(w, ref, rtol=1e-5, atol=1e-5)
+    assert (w > 0).any()

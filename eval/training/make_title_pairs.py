@@ -1,0 +1,44 @@
+"""Self-supervised training pairs from a corpus with titles: title -> its own abstract, BM25 hard negatives.
+
+    python eval/training/make_title_pairs.py --corpus ../shared/data/scifact/corpus.jsonl --out runs/data \\
+        [--max-pairs 1500] [--seed 5] [--depth 30]
+
+Writes OUT/title-pairs.jsonl (Tevatron layout, as mine_negatives writes it). Each pair's query is a document's
+title and its positive is the same document's text *without* the title (so it is not a copy); negatives are the
+top BM25 hits for the title among the other documents, also without their titles. No query or judgment of any
+split is used: only the corpus text.
+"""
+import argparse
+import json
+import random
+from pathlib import Path
+
+from csplade_pyserini.corpus import doc_id
+from csplade_pyserini.mine_negatives import mine
+
+ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ap.add_argument("--corpus", required=True)
+ap.add_argument("--out", required=True)
+ap.add_argument("--max-pairs", type=int, default=1500)
+ap.add_argument("--seed", type=int, default=5)
+ap.add_argument("--depth", type=int, default=30)
+a = ap.parse_args()
+out = Path(a.out)
+out.mkdir(parents=True, exist_ok=True)
+docs = [json.loads(line) for line in open(a.corpus, encoding="utf-8") if line.strip()]
+with_title = [d for d in docs if d.get("title", "").strip() and d.get("text", "").strip()]
+chosen = sorted(random.Random(a.seed).sample(range(len(with_title)), min(a.max_pairs, len(with_title))))
+notitle = out / "corpus-notitle.jsonl"
+with open(notitle, "w", encoding="utf-8") as f:
+    for d in docs:
+        f.write(json.dumps({"id": str(doc_id(d, None)), "title": "", "text": d.get("text", "")}, ensure_ascii=False) + "\n")
+topics, qrels = out / "title-pairs.tsv", out / "title-pairs.qrels"
+with open(topics, "w", encoding="utf-8") as ft, open(qrels, "w", encoding="utf-8") as fq:
+    for i in chosen:
+        d = with_title[i]
+        did = str(doc_id(d, None))
+        ft.write(f"title-{did}\t{' '.join(d['title'].split())}\n")
+        fq.write(f"title-{did} 0 {did} 1\n")
+stats = mine(str(notitle), str(topics), str(qrels), str(out / "title-pairs.jsonl"), depth=a.depth)
+print(f"[title-pairs] {stats['queries']} pairs, {stats['negatives_per_query']:.1f} negatives each -> "
+      f"{out / 'title-pairs.jsonl'}")
