@@ -1,7 +1,7 @@
 """Self-supervised training pairs from a corpus with titles: title -> its own abstract, BM25 hard negatives.
 
     python eval/training/make_title_pairs.py --corpus ../shared/data/scifact/corpus.jsonl --out runs/data \\
-        [--max-pairs 1500] [--seed 5] [--depth 30]
+        [--max-pairs 2000] [--seed 5] [--depth 30] [--mix-with train.jsonl --mix-out mix.jsonl]
 
 Writes OUT/title-pairs.jsonl (Tevatron layout, as mine_negatives writes it). Each pair's query is a document's
 title and its positive is the same document's text *without* the title (so it is not a copy); negatives are the
@@ -22,6 +22,9 @@ ap.add_argument("--out", required=True)
 ap.add_argument("--max-pairs", type=int, default=1500)
 ap.add_argument("--seed", type=int, default=5)
 ap.add_argument("--depth", type=int, default=30)
+ap.add_argument("--mix-with", default=None, help="a Tevatron JSONL (e.g. the mined training queries) to append the "
+                                                 "pairs to, written to --mix-out")
+ap.add_argument("--mix-out", default=None)
 a = ap.parse_args()
 out = Path(a.out)
 out.mkdir(parents=True, exist_ok=True)
@@ -42,3 +45,7 @@ with open(topics, "w", encoding="utf-8") as ft, open(qrels, "w", encoding="utf-8
 stats = mine(str(notitle), str(topics), str(qrels), str(out / "title-pairs.jsonl"), depth=a.depth)
 print(f"[title-pairs] {stats['queries']} pairs, {stats['negatives_per_query']:.1f} negatives each -> "
       f"{out / 'title-pairs.jsonl'}")
+if a.mix_with:
+    rows = open(a.mix_with, encoding="utf-8").read().splitlines() + open(out / "title-pairs.jsonl", encoding="utf-8").read().splitlines()
+    Path(a.mix_out).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    print(f"[title-pairs] {len(rows)} rows -> {a.mix_out}")
