@@ -3,8 +3,11 @@
     python eval/bench/encode_bench.py [--models smollm2 llama-1b-shaped llama-8b-shaped] [--device cpu]
 
 For each model, length and batch size, in one run on one machine:
-  naive    model(...).logits (B x L x V), then log1p(relu(.)) * mask, max over positions (a straightforward HF encoder);
-  shipped  CspladeModel: body hidden states, LM head over chunks of pooled positions with a running max of raw logits;
+  naive    model(...).logits (B x L x V), [log_softmax,] then log1p(relu(.)) * mask, max over positions (a
+           straightforward HF encoder);
+  shipped  CspladeModel: body hidden states, LM head over chunks of pooled positions with a running max of raw logits
+           (--heads raw, the paper's head) or of per-position log-probabilities (--heads log_softmax, the shipped
+           encoders' calibrated head; a margin of 6 stands in for the term bias, which costs one [B, V] add);
   ceiling  a plain large float32 (or --dtype) matmul measured in the same run, in FLOP/s.
 Reports texts/s, tokens/s, peak memory above the loaded model (RSS sampled every 2 ms on CPU; max_memory_allocated
 on GPU), and FLOP utilisation: 2 x parameters x tokens (LM head counted once, embeddings not counted) / ceiling.
@@ -119,9 +122,16 @@ def compute_params(model) -> int:
 @torch.inference_mode()
 def run_path(model, path, ids, att, pool):
     if path == "naive":
-        logits = model.causal_lm(input_ids=ids, attention_mask=att, use_cache=False).logits
-        return (torch.log1p(torch.relu(logits.float())) * pool.unsqueeze(-1)).amax(1)
+        logits = model.causal_lm(input_ids=ids, attention_mask=att, use_cache=False).logits.float()
+        if model.pooling.normalize:
+            logits = torch.log_softmax(logits, -1)
+        return (torch.log1p(torch.relu(logits - model.pooling.logit_shift)) * pool.unsqueeze(-1)).amax(1)
     return model(ids, att, pool)
+
+
+def set_head(model, head: str) -> None:
+    model.pooling.logit_norm = head
+    model.pooling.logit_shift = -6.0 if head == "log_softmax" else 0.0
 
 
 def bench(model, path, batch, length, device, reps) -> dict:
@@ -149,15 +159,20 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["smollm2", "llama-1b-shaped", "llama-8b-shaped"])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: bfloat16 on GPU, float32 on CPU)")
+    p.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: bfloat16 on GPUs and CPUs with fast bf16, else float32)")
     p.add_argument("--layers", type=int, default=2, help="body layers of the Llama-shaped models (default: 2)")
     p.add_argument("--passage-batches", type=int, nargs="+", default=None)
     p.add_argument("--query-batches", type=int, nargs="+", default=None)
     p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--heads", nargs="+", default=["log_softmax", "raw"], choices=["log_softmax", "raw"],
+                   help="pooled score: per-position log-softmax (shipped encoders) and/or raw logits (the paper)")
     p.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     a = p.parse_args()
     gpu = a.device.startswith("cuda")
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[a.dtype or ("bfloat16" if gpu else "float32")]
+    from csplade_pyserini.modeling.backbone import cpu_has_fast_bf16
+
+    fast_bf16 = gpu or cpu_has_fast_bf16()
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[a.dtype or ("bfloat16" if fast_bf16 else "float32")]
     pb = a.passage_batches or ([32, 64, 128] if gpu else [4, 16])
     qb = a.query_batches or ([128, 512] if gpu else [1, 32])
     load_avg = open("/proc/loadavg").read().split()[:3]
@@ -171,27 +186,29 @@ def main():
             for b in batches:
                 if not gpu and name != "smollm2" and b * length > 2048:
                     continue  # keep the CPU run short: a few layers of the big shapes at a few thousand tokens
-                for path in ("naive", "shipped"):
-                    r = bench(model, path, b, length, a.device, a.reps)
-                    r.update(model=name, params=n_params)
-                    if not r.get("oom"):
-                        r["flop_util"] = 2 * n_params * r["tokens_s"] / ceil
-                    rows.append(r)
-                    print(f"{name:<16} {path:<8} L={length:<4} B={b:<4} " + ("OOM" if r.get("oom") else
-                          f"{r['texts_s']:9.2f} texts/s {r['tokens_s']:10.1f} tok/s {r['peak_mib']:9.0f} MiB "
-                          f"util {r['flop_util']:6.1%}"), flush=True)
+                for head in a.heads:
+                    set_head(model, "none" if head == "raw" else head)
+                    for path in ("naive", "shipped"):
+                        r = bench(model, path, b, length, a.device, a.reps)
+                        r.update(model=name, params=n_params, head=head)
+                        if not r.get("oom"):
+                            r["flop_util"] = 2 * n_params * r["tokens_s"] / ceil
+                        rows.append(r)
+                        print(f"{name:<16} {head:<11} {path:<8} L={length:<4} B={b:<4} " + ("OOM" if r.get("oom") else
+                              f"{r['texts_s']:9.2f} texts/s {r['tokens_s']:10.1f} tok/s {r['peak_mib']:9.0f} MiB "
+                              f"util {r['flop_util']:6.1%}"), flush=True)
         del model
     table = []
     for r in rows:
         if r["path"] == "shipped" and not r.get("oom"):
             n = next((x for x in rows if x["path"] == "naive" and x["model"] == r["model"] and x["batch"] == r["batch"]
-                      and x["length"] == r["length"]), None)
+                      and x["length"] == r["length"] and x["head"] == r["head"]), None)
             if n and not n.get("oom"):
-                table.append((r["model"], r["length"], r["batch"], r["tokens_s"] / n["tokens_s"], r["peak_mib"],
-                              n["peak_mib"], r["flop_util"]))
-    print(f"\n{'model':<16} {'L':>4} {'B':>4} {'speed-up':>9} {'peak MiB':>9} {'naive MiB':>10} {'util':>6}")
-    for m, L, B, s, pm, nm, u in table:
-        print(f"{m:<16} {L:>4} {B:>4} {s:>8.2f}x {pm:>9.0f} {nm:>10.0f} {u:>6.1%}")
+                table.append((r["model"], r["head"], r["length"], r["batch"], r["tokens_s"] / n["tokens_s"],
+                              r["peak_mib"], n["peak_mib"], r["flop_util"]))
+    print(f"\n{'model':<16} {'head':<11} {'L':>4} {'B':>4} {'speed-up':>9} {'peak MiB':>9} {'naive MiB':>10} {'util':>6}")
+    for m, h, L, B, s, pm, nm, u in table:
+        print(f"{m:<16} {h:<11} {L:>4} {B:>4} {s:>8.2f}x {pm:>9.0f} {nm:>10.0f} {u:>6.1%}")
     out = {"device": a.device, "dtype": str(dtype), "ceiling_flops": ceil, "load": load_avg, "threads":
            torch.get_num_threads(), "rows": rows}
     Path(a.output).write_text(json.dumps(out, indent=2) + "\n")
@@ -209,10 +226,11 @@ def plot(rows, png):
     for ax, m in zip(axes[0], models):
         for path, style in (("naive", "o--"), ("shipped", "s-")):
             for length in (256, 32):
-                pts = [(r["batch"], r["tokens_s"]) for r in rows if r["model"] == m and r["path"] == path
-                       and r["length"] == length and not r.get("oom")]
-                if pts:
-                    ax.plot(*zip(*sorted(pts)), style, label=f"{path} L={length}")
+                for head in sorted({r.get("head", "raw") for r in rows}):
+                    pts = [(r["batch"], r["tokens_s"]) for r in rows if r["model"] == m and r["path"] == path
+                           and r["length"] == length and r.get("head", "raw") == head and not r.get("oom")]
+                    if pts:
+                        ax.plot(*zip(*sorted(pts)), style, label=f"{path} {head} L={length}")
         ax.set_title(m)
         ax.set_xlabel("batch size")
         ax.set_ylabel("tokens/s")

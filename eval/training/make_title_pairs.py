@@ -43,6 +43,12 @@ with open(topics, "w", encoding="utf-8") as ft, open(qrels, "w", encoding="utf-8
         ft.write(f"title-{did}\t{' '.join(d['title'].split())}\n")
         fq.write(f"title-{did} 0 {did} 1\n")
 stats = mine(str(notitle), str(topics), str(qrels), str(out / "title-pairs.jsonl"), depth=a.depth)
+# a title whose BM25 hits are only its own document has no negative: the trainer needs one, so drop it (counted)
+rows = open(out / "title-pairs.jsonl", encoding="utf-8").read().splitlines()
+kept = [r for r in rows if json.loads(r)["negative_passages"]]
+(out / "title-pairs.jsonl").write_text("".join(r + "\n" for r in kept), encoding="utf-8")
+stats["queries"] = len(kept)
+print(f"[title-pairs] dropped {len(rows) - len(kept)} pair(s) without a BM25 negative")
 print(f"[title-pairs] {stats['queries']} pairs, {stats['negatives_per_query']:.1f} negatives each -> "
       f"{out / 'title-pairs.jsonl'}")
 if a.mix_with:
