@@ -6,15 +6,9 @@
 # bi about half of that each.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA=runs/data
-# self-supervised pairs from the SciFact corpus (title -> its abstract), mixed with the mined training queries
-[ -f "$DATA/train-mix.jsonl" ] || {
-  [ -f "$DATA/scifact-train-fit.bm25.jsonl" ] || VARIANT=echo eval/training/smollm2_shipped_cpu.sh --data-only
-  python eval/training/make_title_pairs.py --corpus ../shared/data/scifact/corpus.jsonl --out "$DATA" \
-    --max-pairs 2000 --mix-with "$DATA/scifact-train-fit.bm25.jsonl" --mix-out "$DATA/train-mix.jsonl"; }
 ship_eval() {  # VARIANT DESCRIPTION
   local variant=$1 desc=$2 name=smollm2-135m-$1-scifact
-  VARIANT=$variant OUT=runs/shipped-$variant TRAIN_DATA=$DATA/train-mix.jsonl eval/training/smollm2_shipped_cpu.sh
+  VARIANT=$variant OUT=runs/shipped-$variant eval/training/smollm2_shipped_cpu.sh
   if [ ! -f "encoders/$name/card.json" ] || [ "runs/shipped-$variant/contrastive/encoder/card.json" -nt "encoders/$name/card.json" ]; then
     python -m csplade_pyserini.ship "runs/shipped-$variant/contrastive/encoder" --name "$name" --overwrite \
       --card passage_max_length=256 --description "$desc"
@@ -23,7 +17,7 @@ ship_eval() {  # VARIANT DESCRIPTION
     python -m csplade_pyserini.reproduce "eval/regressions/$setup-$name.yaml" || true
   done
 }
-COMMON="calibrated head (per-position log-softmax, term bias from 2,000 unlabeled SciFact + Vaswani passages), then contrastive training on 709 SciFact train queries (BM25 negatives) + 2,000 SciFact title->abstract pairs, LoRA r16 on the last 10 layers + the term bias; lowercased, passages 256 tokens."
+COMMON="calibrated head (per-position log-softmax, term bias from 2,000 unlabeled SciFact + Vaswani passages), then contrastive training on 709 SciFact train queries (BM25 negatives, 3 epochs), LoRA r16 on the last 10 layers + the term bias; lowercased, passages 256 tokens."
 for v in echo causal bi; do
   if [ -z "${ONLY:-}" ] || [ "$ONLY" = "$v" ]; then
     ship_eval "$v" "SmolLM2-135M-Instruct, $v variant: $COMMON"
