@@ -52,3 +52,29 @@ def test_unknown_precision_is_a_clear_error():
 
     with pytest.raises(UsageError, match="unknown precision 'int3'"):
         check_precision("int3")
+
+
+def test_study_time_limit_stops_a_slow_precision_and_keeps_what_it_measured():
+    """quantization_study's per-precision limit raises between Python steps and leaves no alarm behind."""
+    import importlib.util
+    import signal
+    import time
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "eval" / "bench" / "quantization_study.py"
+    spec = importlib.util.spec_from_file_location("quantization_study", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    row = {}
+    with pytest.raises(study.StudyTimeout, match="limit per precision"):
+        with study.time_limit(0.2):
+            row["first"] = 1
+            while True:
+                time.sleep(0.01)
+    assert row == {"first": 1}
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    with study.time_limit(0):  # no limit
+        time.sleep(0.01)
+    with study.time_limit(5):  # finishes in time: nothing raised, the alarm is cleared
+        pass
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -17,11 +17,12 @@ Writes eval/quantization/study.json, study.md and two PNGs (quality vs speed; qu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
-import platform
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -93,8 +94,7 @@ def dir_bytes(p: Path) -> int:
 
 def encoder_side(a, setups, work: Path) -> list[dict]:
     from csplade_pyserini.encoder import CspladeEncoder
-    from csplade_pyserini.index import build_impact_index
-    from csplade_pyserini.quantize import PRECISIONS, PrecisionUnavailable, model_bytes
+    from csplade_pyserini.quantize import PRECISIONS, PrecisionUnavailable
 
     rows, ref_q = [], None
     sample_q = list(setups[0]["topics"].values())
@@ -102,49 +102,90 @@ def encoder_side(a, setups, work: Path) -> list[dict]:
     for prec in a.precisions:
         row = {"precision": prec, "device": a.device, "description": PRECISIONS[prec][0]}
         try:
-            t0 = time.time()
-            enc = CspladeEncoder.load(a.encoder, device=a.device, precision=prec, batch_size=64)
-            row["load_s"] = round(time.time() - t0, 1)
+            with time_limit(a.max_seconds_per_precision):
+                t0 = time.time()
+                enc = CspladeEncoder.load(a.encoder, device=a.device, precision=prec, batch_size=64)
+                row["load_s"] = round(time.time() - t0, 1)
+                measure_precision(enc, row, sample_q, bench_docs, setups, work, prec)
+                if ref_q is None:
+                    ref_q = row.pop("_qv")
+                qv = row.pop("_qv", ref_q)
+                row["top10_agreement_vs_first"] = round(sum(
+                    len({k for k, _ in sorted(x.items(), key=lambda kv: -kv[1])[:10]}
+                        & {k for k, _ in sorted(y.items(), key=lambda kv: -kv[1])[:10]}) / 10
+                    for x, y in zip(qv, ref_q)) / len(qv), 3)
         except PrecisionUnavailable as e:
+            row = {k: v for k, v in row.items() if not k.startswith("_")}
             row["error"] = str(e)
             rows.append(row)
             print(f"[study] {prec}: unavailable: {e}", file=sys.stderr)
             continue
-        row["model_mib"] = round(model_bytes(enc.model) / 2**20, 1)
-        for text in sample_q[:3]:  # warm-up
-            enc.encode([text], "query")
-        lat = []
-        for text in sample_q:
-            t = time.perf_counter()
-            enc.encode([text], "query")
-            lat.append((time.perf_counter() - t) * 1000)
-        row["query_ms_p50"], row["query_ms_p99"] = round(pct(lat, 50), 1), round(pct(lat, 99), 1)
-        t = time.perf_counter()
-        enc.encode(bench_docs, "passage", batch_size=64)
-        row["docs_per_s_b64"] = round(len(bench_docs) / (time.perf_counter() - t), 2)
-        qv = enc.encode(sample_q, "query")
-        if ref_q is None:
-            ref_q = qv
-        row["top10_agreement_vs_first"] = round(sum(
-            len({k for k, _ in sorted(x.items(), key=lambda kv: -kv[1])[:10]}
-                & {k for k, _ in sorted(y.items(), key=lambda kv: -kv[1])[:10]}) / 10
-            for x, y in zip(qv, ref_q)) / len(qv), 3)
-        for s in setups:
-            vecs = enc.encode([t for _, t in s["docs"]], "passage", batch_size=16)
-            coll = work / f"{prec}.{s['name']}.vectors"
-            shutil.rmtree(coll, ignore_errors=True)
-            write_collection(s["docs"], vecs, coll)
-            idx = work / f"{prec}.{s['name']}.index"
-            build_impact_index(coll, idx, 2, overwrite=True, quiet=True)
-            qvecs = dict(zip(s["topics"], zip(s["topics"].values(), enc.encode(list(s["topics"].values()), "query"))))
-            m, qps = search_eval(idx, qvecs, s["qrels"])
-            row[s["name"]] = {k: round(v, 4) for k, v in m.items()}
+        except StudyTimeout as e:
+            row = {k: v for k, v in row.items() if not k.startswith("_")}
+            row["error"] = f"stopped: {e} (measured so far: " + ", ".join(
+                f"{k}={v}" for k, v in row.items() if k not in ("precision", "device", "description")) + ")"
+            rows.append(row)
+            print(f"[study] {prec}: {row['error']}", file=sys.stderr)
+            continue
         rows.append(row)
         print(f"[study] {prec}: {json.dumps(row)}", file=sys.stderr)
         if a.partial_file:  # progress survives an interrupted study
             Path(a.partial_file).write_text(json.dumps(rows, indent=1) + "\n")
         del enc
     return rows
+
+
+class StudyTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Stop one precision's measurements after ``seconds`` (0: no limit); the row says what was measured."""
+    if not seconds:
+        yield
+        return
+
+    def handler(signum, frame):
+        raise StudyTimeout(f"over the {seconds:g} s limit per precision (--max-seconds-per-precision)")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def measure_precision(enc, row, sample_q, bench_docs, setups, work, prec):
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.quantize import model_bytes
+
+    """Fills ``row`` as it goes (so a stopped precision still reports what it measured)."""
+    row["model_mib"] = round(model_bytes(enc.model) / 2**20, 1)
+    for text in sample_q[:3]:  # warm-up
+        enc.encode([text], "query")
+    lat = []
+    for text in sample_q:
+        t = time.perf_counter()
+        enc.encode([text], "query")
+        lat.append((time.perf_counter() - t) * 1000)
+    row["query_ms_p50"], row["query_ms_p99"] = round(pct(lat, 50), 1), round(pct(lat, 99), 1)
+    t = time.perf_counter()
+    enc.encode(bench_docs, "passage", batch_size=64)
+    row["docs_per_s_b64"] = round(len(bench_docs) / (time.perf_counter() - t), 2)
+    row["_qv"] = enc.encode(sample_q, "query")
+    for s in setups:
+        vecs = enc.encode([t for _, t in s["docs"]], "passage", batch_size=16)
+        coll = work / f"{prec}.{s['name']}.vectors"
+        shutil.rmtree(coll, ignore_errors=True)
+        write_collection(s["docs"], vecs, coll)
+        idx = work / f"{prec}.{s['name']}.index"
+        build_impact_index(coll, idx, 2, overwrite=True, quiet=True)
+        qvecs = dict(zip(s["topics"], zip(s["topics"].values(), enc.encode(list(s["topics"].values()), "query"))))
+        m, qps = search_eval(idx, qvecs, s["qrels"])
+        row[s["name"]] = {k: round(v, 4) for k, v in m.items()}
 
 
 def index_side(a, setups, work: Path) -> list[dict]:
@@ -280,6 +321,7 @@ def main(argv=None):
     jvm.bootstrap()
     from csplade_pyserini.encoder import DEFAULT_ENCODER
     from csplade_pyserini.quantize import PRECISIONS
+    from csplade_pyserini.reproduce import machine_summary
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -291,6 +333,8 @@ def main(argv=None):
     p.add_argument("--scales", type=float, nargs="+", default=[10, 100, 1000])
     p.add_argument("--top-ks", type=int, nargs="+", default=[64, 128, 256, 0], help="0 = all terms")
     p.add_argument("--skip-index-side", action="store_true")
+    p.add_argument("--max-seconds-per-precision", type=float, default=0,
+                   help="stop a precision after this long and report what it measured (0: no limit)")
     p.add_argument("--output-dir", default=str(ROOT / "eval" / "quantization"))
     p.add_argument("--work", default=str(ROOT / "runs" / "quantization-study"))
     a = p.parse_args(argv)
@@ -302,7 +346,7 @@ def main(argv=None):
     setups = [setup_data(n, a.queries, a.docs, work) for n in ("scifact", "vaswani")]
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
     result = {"encoder": a.encoder, "device": a.device, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}"
+              "machine": f"{machine_summary()}, torch {torch.__version__}"
                          + (f", {torch.cuda.get_device_name()}" if a.device.startswith("cuda") else ""),
               "loadavg_at_start": load, "command": "python eval/bench/quantization_study.py " + " ".join(argv or sys.argv[1:]),
               "setups": {s["name"]: {"queries": len(s["topics"]), "docs": len(s["docs"]), "judged": s["n_judged"]}
