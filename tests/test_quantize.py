@@ -78,3 +78,8 @@ def test_study_time_limit_stops_a_slow_precision_and_keeps_what_it_measured():
     with study.time_limit(5):  # finishes in time: nothing raised, the alarm is cleared
         pass
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert study.seconds_for(["480", "bf16=150"], "bf16") == 150
+    assert study.seconds_for(["480", "bf16=150"], "fp32") == 480
+    assert study.seconds_for(["0"], "fp32") == 0
+    with pytest.raises(SystemExit, match="not SECONDS"):
+        study.seconds_for(["bf16=soon"], "bf16")

@@ -102,7 +102,7 @@ def encoder_side(a, setups, work: Path) -> list[dict]:
     for prec in a.precisions:
         row = {"precision": prec, "device": a.device, "description": PRECISIONS[prec][0]}
         try:
-            with time_limit(a.max_seconds_per_precision):
+            with time_limit(seconds_for(a.max_seconds_per_precision, prec)):
                 t0 = time.time()
                 enc = CspladeEncoder.load(a.encoder, device=a.device, precision=prec, batch_size=64)
                 row["load_s"] = round(time.time() - t0, 1)
@@ -122,10 +122,9 @@ def encoder_side(a, setups, work: Path) -> list[dict]:
             continue
         except StudyTimeout as e:
             row = {k: v for k, v in row.items() if not k.startswith("_")}
-            row["error"] = f"stopped: {e} (measured so far: " + ", ".join(
-                f"{k}={v}" for k, v in row.items() if k not in ("precision", "device", "description")) + ")"
+            row["stopped"] = str(e)  # the measurements made before the limit stay in the row
             rows.append(row)
-            print(f"[study] {prec}: {row['error']}", file=sys.stderr)
+            print(f"[study] {prec}: stopped: {json.dumps(row)}", file=sys.stderr)
             continue
         rows.append(row)
         print(f"[study] {prec}: {json.dumps(row)}", file=sys.stderr)
@@ -137,6 +136,22 @@ def encoder_side(a, setups, work: Path) -> list[dict]:
 
 class StudyTimeout(Exception):
     pass
+
+
+def seconds_for(limits: list[str], precision: str) -> float:
+    """The time limit of one precision from ["480", "bf16=150", ...] (a bare number is the default)."""
+    default, named = 0.0, {}
+    for item in limits:
+        name, sep, value = item.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise SystemExit(f"--max-seconds-per-precision: {item!r} is not SECONDS or PRECISION=SECONDS")
+        if sep:
+            named[name] = seconds
+        else:
+            default = seconds
+    return named.get(precision, default)
 
 
 @contextlib.contextmanager
@@ -252,10 +267,10 @@ def plots(result: dict, out: Path):
     import matplotlib.pyplot as plt
 
     setups = list(result["bm25"])
-    ok = [r for r in result["precisions"] if "error" not in r]
+    ok = [r for r in result["precisions"] if "error" not in r and "query_ms_p50" in r]
     fig, axes = plt.subplots(1, len(setups), figsize=(6 * len(setups), 4.5), squeeze=False)
     for ax, s in zip(axes[0], setups):
-        for r in ok:
+        for r in (r for r in ok if s in r):
             ax.scatter(1000 / r["query_ms_p50"], r[s]["ndcg@10"], label=r["precision"])
             ax.annotate(r["precision"], (1000 / r["query_ms_p50"], r[s]["ndcg@10"]), fontsize=7)
         ax.axhline(result["bm25"][s]["ndcg@10"], color="gray", ls="--", label="BM25")
@@ -300,9 +315,16 @@ def markdown(result: dict) -> str:
         if "error" in r:
             lines.append(f"| {r['precision']} | unavailable: {r['error']} |")
             continue
-        lines.append(f"| {r['precision']} | {r['model_mib']} | {r['query_ms_p50']} | {r['query_ms_p99']} | "
-                     f"{r['docs_per_s_b64']} | {r['top10_agreement_vs_first']} | "
-                     + " | ".join(f"{r[s]['ndcg@10']:.4f} | {r[s]['r@100']:.4f}" for s in setups) + " |")
+        cell = lambda k: str(r[k]) if k in r else "—"  # noqa: E731 (a stopped precision lacks some)
+        lines.append(f"| {r['precision']}{' (stopped)' if 'stopped' in r else ''} | {cell('model_mib')} | "
+                     f"{cell('query_ms_p50')} | {cell('query_ms_p99')} | {cell('docs_per_s_b64')} | "
+                     f"{cell('top10_agreement_vs_first')} | "
+                     + " | ".join(f"{r[s]['ndcg@10']:.4f} | {r[s]['r@100']:.4f}" if s in r else "— | —"
+                                  for s in setups) + " |")
+    stopped = [r for r in result["precisions"] if "stopped" in r]
+    if stopped:
+        lines += ["", "Stopped at the time limit (— = not reached): " + "; ".join(
+            f"{r['precision']}: {r['stopped']}" for r in stopped) + "."]
     lines += ["", "Top-10 agreement: mean share of each query's 10 highest-weight terms that the first precision "
               "listed also has.", "", "## Index side (fp32 encoder)", "",
               "| setup | scale | top-k | terms/doc | index MiB | search QPS | nDCG@10 | R@100 |",
@@ -313,6 +335,17 @@ def markdown(result: dict) -> str:
     lines += ["", "![quality vs speed](quality_vs_speed.png)", "", "![quality vs index size](quality_vs_index_size.png)",
               ""]
     return "\n".join(lines)
+
+
+def rerender(json_path: Path, out: Path):
+    """Rewrite study.md and the plots from a study.json (older files said "error: stopped: ..." for stopped rows)."""
+    result = json.loads(json_path.read_text())
+    for r in result["precisions"]:
+        if str(r.get("error", "")).startswith("stopped: "):
+            r["stopped"] = r.pop("error")[len("stopped: "):].split(" (measured so far")[0]
+    json_path.write_text(json.dumps(result, indent=1) + "\n")
+    plots(result, out)
+    (out / "study.md").write_text(markdown(result))
 
 
 def main(argv=None):
@@ -333,8 +366,9 @@ def main(argv=None):
     p.add_argument("--scales", type=float, nargs="+", default=[10, 100, 1000])
     p.add_argument("--top-ks", type=int, nargs="+", default=[64, 128, 256, 0], help="0 = all terms")
     p.add_argument("--skip-index-side", action="store_true")
-    p.add_argument("--max-seconds-per-precision", type=float, default=0,
-                   help="stop a precision after this long and report what it measured (0: no limit)")
+    p.add_argument("--max-seconds-per-precision", nargs="+", default=["0"], metavar="[PRECISION=]SECONDS",
+                   help="stop a precision after this long and report what it measured: one number for all "
+                        "(0: no limit), then PRECISION=SECONDS for exceptions, e.g. 480 bf16=150")
     p.add_argument("--output-dir", default=str(ROOT / "eval" / "quantization"))
     p.add_argument("--work", default=str(ROOT / "runs" / "quantization-study"))
     a = p.parse_args(argv)
