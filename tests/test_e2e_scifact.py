@@ -66,7 +66,6 @@ def test_scifact_slice_end_to_end(slice_dir, tmp_path):
     assert len(run) == N_QUERIES
     scores = evaluate(tmp_path / "run.txt", slice_dir / "qrels.txt")
     assert all(0.0 <= v <= 1.0 for v in scores.values())
-    print(scores)
     # impact search returns only documents sharing a term with the query: with the sparse default encoder (~86 terms
     # per query) a few judged documents are not retrieved at all, but most are, and ranked well above chance
     # (8 queries over 25 documents, ~1 judged each: a random order gives nDCG@10 ~0.2)

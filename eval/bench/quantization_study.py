@@ -102,26 +102,22 @@ def encoder_side(a, setups, work: Path) -> list[dict]:
     for prec in a.precisions:
         row = {"precision": prec, "device": a.device, "description": PRECISIONS[prec][0]}
         try:
-            with time_limit(seconds_for(a.max_seconds_per_precision, prec)):
+            with time_limit(a.limits[prec]):
                 t0 = time.time()
                 enc = CspladeEncoder.load(a.encoder, device=a.device, precision=prec, batch_size=64)
                 row["load_s"] = round(time.time() - t0, 1)
-                measure_precision(enc, row, sample_q, bench_docs, setups, work, prec)
-                if ref_q is None:
-                    ref_q = row.pop("_qv")
-                qv = row.pop("_qv", ref_q)
+                qv = measure_precision(enc, row, sample_q, bench_docs, setups, work, prec)
+                ref_q = ref_q or qv
                 row["top10_agreement_vs_first"] = round(sum(
                     len({k for k, _ in sorted(x.items(), key=lambda kv: -kv[1])[:10]}
                         & {k for k, _ in sorted(y.items(), key=lambda kv: -kv[1])[:10]}) / 10
                     for x, y in zip(qv, ref_q)) / len(qv), 3)
         except PrecisionUnavailable as e:
-            row = {k: v for k, v in row.items() if not k.startswith("_")}
             row["error"] = str(e)
             rows.append(row)
             print(f"[study] {prec}: unavailable: {e}", file=sys.stderr)
             continue
         except StudyTimeout as e:
-            row = {k: v for k, v in row.items() if not k.startswith("_")}
             row["stopped"] = str(e)  # the measurements made before the limit stay in the row
             rows.append(row)
             print(f"[study] {prec}: stopped: {json.dumps(row)}", file=sys.stderr)
@@ -140,6 +136,8 @@ class StudyTimeout(Exception):
 
 def seconds_for(limits: list[str], precision: str) -> float:
     """The time limit of one precision from ["480", "bf16=150", ...] (a bare number is the default)."""
+    from csplade_pyserini.quantize import PRECISIONS
+
     default, named = 0.0, {}
     for item in limits:
         name, sep, value = item.rpartition("=")
@@ -147,6 +145,8 @@ def seconds_for(limits: list[str], precision: str) -> float:
             seconds = float(value)
         except ValueError:
             raise SystemExit(f"--max-seconds-per-precision: {item!r} is not SECONDS or PRECISION=SECONDS")
+        if sep and name not in PRECISIONS:
+            raise SystemExit(f"--max-seconds-per-precision: unknown precision {name!r} (choose from {', '.join(PRECISIONS)})")
         if sep:
             named[name] = seconds
         else:
@@ -173,11 +173,12 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
-def measure_precision(enc, row, sample_q, bench_docs, setups, work, prec):
+def measure_precision(enc, row, sample_q, bench_docs, setups, work, prec) -> list[dict]:
+    """Fills ``row`` as it goes (so a stopped precision still reports what it measured); returns the sample queries'
+    vectors, for the top-term agreement between precisions."""
     from csplade_pyserini.index import build_impact_index
     from csplade_pyserini.quantize import model_bytes
 
-    """Fills ``row`` as it goes (so a stopped precision still reports what it measured)."""
     row["model_mib"] = round(model_bytes(enc.model) / 2**20, 1)
     for text in sample_q[:3]:  # warm-up
         enc.encode([text], "query")
@@ -190,7 +191,7 @@ def measure_precision(enc, row, sample_q, bench_docs, setups, work, prec):
     t = time.perf_counter()
     enc.encode(bench_docs, "passage", batch_size=64)
     row["docs_per_s_b64"] = round(len(bench_docs) / (time.perf_counter() - t), 2)
-    row["_qv"] = enc.encode(sample_q, "query")
+    qv = enc.encode(sample_q, "query")
     for s in setups:
         vecs = enc.encode([t for _, t in s["docs"]], "passage", batch_size=16)
         coll = work / f"{prec}.{s['name']}.vectors"
@@ -201,6 +202,7 @@ def measure_precision(enc, row, sample_q, bench_docs, setups, work, prec):
         qvecs = dict(zip(s["topics"], zip(s["topics"].values(), enc.encode(list(s["topics"].values()), "query"))))
         m, qps = search_eval(idx, qvecs, s["qrels"])
         row[s["name"]] = {k: round(v, 4) for k, v in m.items()}
+    return qv
 
 
 def index_side(a, setups, work: Path) -> list[dict]:
@@ -337,17 +339,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def rerender(json_path: Path, out: Path):
-    """Rewrite study.md and the plots from a study.json (older files said "error: stopped: ..." for stopped rows)."""
-    result = json.loads(json_path.read_text())
-    for r in result["precisions"]:
-        if str(r.get("error", "")).startswith("stopped: "):
-            r["stopped"] = r.pop("error")[len("stopped: "):].split(" (measured so far")[0]
-    json_path.write_text(json.dumps(result, indent=1) + "\n")
-    plots(result, out)
-    (out / "study.md").write_text(markdown(result))
-
-
 def main(argv=None):
     from csplade_pyserini import jvm
 
@@ -372,6 +363,7 @@ def main(argv=None):
     p.add_argument("--output-dir", default=str(ROOT / "eval" / "quantization"))
     p.add_argument("--work", default=str(ROOT / "runs" / "quantization-study"))
     a = p.parse_args(argv)
+    a.limits = {prec: seconds_for(a.max_seconds_per_precision, prec) for prec in a.precisions}  # bad values fail now
     a.partial_file = str(Path(a.output_dir) / "study.partial.json")
     work, out = Path(a.work), Path(a.output_dir)
     work.mkdir(parents=True, exist_ok=True)
