@@ -11,9 +11,10 @@ pooled score over the sample (mu[v]), and writes a new encoder whose weights are
     w[v] = log1p(relu(max over positions of log p(v | position) - mu[v] - margin))
 
 so a term counts only where the text makes it e^margin times more likely than it usually is (``term_bias`` =
--mu, ``logit_shift`` = margin; see modeling/head.SparsePooling). The margin is given, or chosen on a grid by
-nDCG@10 of training queries (``--tune-topics/--tune-qrels``: never the test split) against the sample plus their
-judged passages: the largest margin within ``--tolerance`` of the best (sparser vectors, faster queries). The output directory is a complete encoder (card, term_bias.safetensors, the source's adapters):
+-mu, ``logit_shift`` = margin; see modeling/head.SparsePooling). The text's own tokens may get a lower cut,
+margin - bonus (``input_bonus``). Margin and bonus are given, or chosen on a grid by nDCG@10 of training queries
+(``--tune-topics/--tune-qrels``: never the test split) against the sample plus their judged passages: the largest
+margin within ``--tolerance`` of the best (sparser vectors, faster queries), then the best bonus at that margin. The output directory is a complete encoder (card, term_bias.safetensors, the source's adapters):
 search with it, train it further (``python -m csplade_pyserini.train --encoder OUTPUT --train_term_bias true``),
 or ship it.
 """
@@ -34,6 +35,7 @@ import torch
 from .cli import UsageError, run
 
 DEFAULT_MARGINS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
+DEFAULT_BONUSES = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -64,44 +66,59 @@ def read_qrels(path) -> dict:
 
 
 @torch.inference_mode()
-def pooled_scores(encoder, texts: list[str], side: str, batch_size: int, desc: str) -> torch.Tensor:
-    """[N, V] float32: max over each text's pooled positions of the head's pooled score (no bias, no shift)."""
+def pooled_scores(encoder, texts: list[str], side: str, batch_size: int, desc: str):
+    """([N, V] float32, [N, V] bool): max over each text's pooled positions of the head's pooled score (no bias,
+    no shift), and which ids are the text's own pooled tokens."""
     from tqdm import tqdm
 
+    from .modeling.head import SparsePooling
+
     model = encoder.model
+    vocab = model.lm_head.weight.shape[0]
     if not texts:
-        return torch.empty(0, model.lm_head.weight.shape[0])
+        return torch.empty(0, vocab), torch.zeros(0, vocab, dtype=torch.bool)
     prefix, max_length, _ = encoder.settings(side)
     toks = model.token_lists(texts, prefix)
     order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
-    out = torch.empty(len(texts), model.lm_head.weight.shape[0])
+    out = torch.empty(len(texts), vocab)
+    own = torch.zeros(len(texts), vocab, dtype=torch.bool)
     with tqdm(total=len(texts), desc=desc, unit="text", file=sys.stderr) as bar:
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
             f = model.features([toks[i] for i in idx], max_length).to(model.device)
             h = model.hidden_states(f.input_ids, f.attention_mask)
             out[idx] = model.pooling.max_logits(h, f.pool_mask, model.lm_head).float().cpu()
+            own[idx] = SparsePooling.presence(f.input_ids, f.pool_mask, vocab).bool().cpu()
             bar.update(len(idx))
-    return out
+    return out, own
 
 
-def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Tensor, top_k: int) -> torch.Tensor:
-    w = torch.log1p(torch.relu(z - mu - margin)) * allowed
+def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Tensor, top_k: int,
+            own: torch.Tensor | None = None, bonus: float = 0.0) -> torch.Tensor:
+    a = z - mu - margin
+    if bonus and own is not None:
+        a = a + bonus * own.float()
+    w = torch.log1p(torch.relu(a)) * allowed
     if top_k and top_k < w.shape[1]:
         v, i = w.topk(top_k, dim=1)
         w = torch.zeros_like(w).scatter_(1, i, v)
     return w
 
 
-def pick_margin(grid: list[dict], tolerance: float) -> float:
-    """The largest margin (sparsest vectors: fewer query clauses, smaller index) whose nDCG@10 is within
-    ``tolerance`` of the best on the grid."""
+def pick_margin(grid: list[dict], tolerance: float) -> tuple[float, float]:
+    """(margin, bonus): the largest margin (sparsest vectors: fewer query clauses, smaller index) with an nDCG@10
+    within ``tolerance`` of the best on the grid, and at that margin the bonus with the best nDCG@10 (the smaller
+    bonus on a tie)."""
     best = max(g["ndcg@10"] for g in grid)
-    return max(g["margin"] for g in grid if g["ndcg@10"] >= best - tolerance)
+    margin = max(g["margin"] for g in grid if g["ndcg@10"] >= best - tolerance)
+    at = [g for g in grid if g["margin"] == margin]
+    top = max(g["ndcg@10"] for g in at)
+    return margin, min(g.get("bonus", 0.0) for g in at if g["ndcg@10"] == top)
 
 
 def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None = None, passages: int = 2000,
-              seed: int = 13, margin: float | None = None, margins=DEFAULT_MARGINS, tune_topics: str | None = None,
+              seed: int = 13, margin: float | None = None, margins=DEFAULT_MARGINS, bonus: float | None = None,
+              bonuses=DEFAULT_BONUSES, tune_topics: str | None = None,
               tune_qrels: str | None = None, max_tune_queries: int = 0, batch_size: int = 16,
               device: str | None = None, card_overrides: dict | None = None, overwrite: bool = False,
               command: str | None = None, tolerance: float = 0.01, log=print) -> Path:
@@ -112,6 +129,8 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
 
     if (margin is None) == (tune_topics is None):
         raise UsageError("give either --margin or --tune-topics (with --tune-qrels)")
+    if tune_topics and bonus is not None:
+        raise UsageError("--input-bonus goes with --margin; with --tune-topics the bonus is tuned (--bonuses)")
     if tune_topics and not tune_qrels:
         raise UsageError("--tune-topics needs --tune-qrels")
     out = Path(output)
@@ -121,7 +140,8 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         shutil.rmtree(out)
     source = resolve_card(encoder)
     card = source.with_overrides(variant=variant, **(card_overrides or {}))
-    card = EncoderCard(**{**card.to_dict(), "logit_norm": "log_softmax", "term_bias": None, "logit_shift": 0.0},
+    card = EncoderCard(**{**card.to_dict(), "logit_norm": "log_softmax", "term_bias": None, "logit_shift": 0.0,
+                          "input_bonus": 0.0},
                        path=source.path)
     enc = CspladeEncoder.load(card, device=device, batch_size=batch_size)
     t0 = time.time()
@@ -154,27 +174,32 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
             raise UsageError(f"no query of {tune_topics} has a judged passage in {tune_qrels}")
         tune = (qids, topics, qrels, judged)
 
-    z = pooled_scores(enc, [records[key] for key in sample], "passage", batch_size, "calibrate: passages")
+    z, own_s = pooled_scores(enc, [records[key] for key in sample], "passage", batch_size, "calibrate: passages")
     mu = z.mean(0)
     allowed = enc.model.allowed.float().cpu()
     mu = torch.where(allowed.bool(), mu, torch.zeros_like(mu))
     grid = []
     if tune:
         qids, topics, qrels, judged = tune
-        zj = pooled_scores(enc, [records[key] for key in judged], "passage", batch_size, "calibrate: judged passages")
-        zq = pooled_scores(enc, [topics[q] for q in qids], "query", batch_size, "calibrate: tuning queries")
-        own = [i for i, (k, _) in enumerate(sample) if k == 0]
-        zd, dids = torch.cat([z[own], zj]), [sample[i][1] for i in own] + [d for _, d in judged]
+        zj, own_j = pooled_scores(enc, [records[key] for key in judged], "passage", batch_size,
+                                  "calibrate: judged passages")
+        zq, own_q = pooled_scores(enc, [topics[q] for q in qids], "query", batch_size, "calibrate: tuning queries")
+        first = [i for i, (k, _) in enumerate(sample) if k == 0]
+        zd, own_d = torch.cat([z[first], zj]), torch.cat([own_s[first], own_j])
+        dids = [sample[i][1] for i in first] + [d for _, d in judged]
         for m in margins:
-            wq = weights(zq, mu, m, allowed, card.query_top_k)
-            wd = weights(zd, mu, m, allowed, card.passage_top_k)
-            score = ndcg_at_k(wq @ wd.T, qids, dids, qrels)
-            grid.append({"margin": m, "ndcg@10": round(score, 4), "terms_per_query": round(float((wq > 0).sum(1).float().mean()), 1),
-                         "terms_per_passage": round(float((wd > 0).sum(1).float().mean()), 1)})
-            log(f"[calibrate] margin {m:g}: nDCG@10 {score:.4f} on {len(qids)} {tune_topics} queries over "
-                f"{len(dids)} passages; terms/query {grid[-1]['terms_per_query']}, terms/passage "
-                f"{grid[-1]['terms_per_passage']}")
-        margin = pick_margin(grid, tolerance)
+            for b in bonuses:
+                wq = weights(zq, mu, m, allowed, card.query_top_k, own_q, b)
+                wd = weights(zd, mu, m, allowed, card.passage_top_k, own_d, b)
+                score = ndcg_at_k(wq @ wd.T, qids, dids, qrels)
+                grid.append({"margin": m, "bonus": b, "ndcg@10": round(score, 4),
+                             "terms_per_query": round(float((wq > 0).sum(1).float().mean()), 1),
+                             "terms_per_passage": round(float((wd > 0).sum(1).float().mean()), 1)})
+                log(f"[calibrate] margin {m:g} bonus {b:g}: nDCG@10 {score:.4f} on {len(qids)} {tune_topics} "
+                    f"queries over {len(dids)} passages; terms/query {grid[-1]['terms_per_query']}, terms/passage "
+                    f"{grid[-1]['terms_per_passage']}")
+        margin, bonus = pick_margin(grid, tolerance)
+    bonus = float(bonus or 0.0)
 
     from safetensors.torch import save_file
 
@@ -189,7 +214,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     record = {"stage": "calibrate", "command": command, "passages": len(sample), "seed": seed,
               "tolerance": tolerance if tune else None,
               "corpora": [str(c) for c in corpora],
-              "margin": margin, "tuned_on": tune_topics, "grid": grid}
+              "margin": margin, "input_bonus": bonus, "tuned_on": tune_topics, "grid": grid}
     if source.training:
         record["previous"] = source.training
     from .modeling.backbone import resolve_base, weights_sha256
@@ -197,11 +222,12 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     names = ", ".join(Path(str(c)).parent.name or str(c) for c in corpora)
     description = (f"{source.name} ({card.variant}) with a calibrated head: pooled per-position log-probabilities, "
                    f"term bias = minus the mean over {len(sample)} passages of {names}, margin {margin:g}"
+                   f"{f', input bonus {bonus:g}' if bonus else ''}"
                    f"{f' (tuned on {tune_topics})' if tune_topics else ''}; no gradient training.")
     new = EncoderCard(**{**card.to_dict(), "name": out.name, "term_bias": "term_bias.safetensors",
                          "base_sha256": source.base_sha256 or weights_sha256(resolve_base(card.base_ref())),
                          "description": description,
-                         "logit_shift": float(margin), "adapter": (chain if len(chain) > 1 else chain[0]) if chain else None,
+                         "logit_shift": float(margin), "input_bonus": bonus, "adapter": (chain if len(chain) > 1 else chain[0]) if chain else None,
                          "training": record, "scores": {}})
     new.save(tmp)
     (tmp / CALIBRATION_FILE).write_text(json.dumps({**record, "previous": None, "seconds": round(time.time() - t0, 1),
@@ -210,7 +236,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     if out.exists():
         out.rmdir()
     tmp.rename(out)
-    log(f"[calibrate] {out}: margin {margin:g}, bias from {len(sample)} passages, {time.time() - t0:.0f} s")
+    log(f"[calibrate] {out}: margin {margin:g}, input bonus {bonus:g}, bias from {len(sample)} passages, {time.time() - t0:.0f} s")
     return out
 
 
@@ -230,6 +256,10 @@ def build_parser():
     p.add_argument("--margin", type=float, default=None, help="fixed margin (logit_shift) instead of tuning it")
     p.add_argument("--margins", default=",".join(f"{m:g}" for m in DEFAULT_MARGINS),
                    help="margins tried with --tune-topics (comma-separated)")
+    p.add_argument("--input-bonus", type=float, default=None,
+                   help="fixed input bonus (with --margin; default 0): the text's own tokens are cut at margin - bonus")
+    p.add_argument("--bonuses", default=",".join(f"{b:g}" for b in DEFAULT_BONUSES),
+                   help="input bonuses tried at every margin with --tune-topics (comma-separated; 0 = the plain head)")
     p.add_argument("--tolerance", type=float, default=0.01,
                    help="pick the largest margin within this much nDCG@10 of the best (sparser; default 0.01)")
     p.add_argument("--tune-topics", default=None, help="training topics to choose the margin on (never a test split)")
@@ -248,11 +278,16 @@ def _main(argv=None):
 
     args = sys.argv[1:] if argv is None else list(argv)
     a = build_parser().parse_args(args)
-    try:
-        margins = tuple(float(m) for m in a.margins.split(",") if m.strip())
-    except ValueError:
-        raise UsageError(f"--margins {a.margins!r}: expected comma-separated numbers") from None
-    calibrate(a.encoder, a.corpus, a.output, a.variant, a.passages, a.seed, a.margin, margins, a.tune_topics,
+    grids = {}
+    for flag, text in (("--margins", a.margins), ("--bonuses", a.bonuses)):
+        try:
+            grids[flag] = tuple(float(m) for m in text.split(",") if m.strip())
+        except ValueError:
+            raise UsageError(f"{flag} {text!r}: expected comma-separated numbers") from None
+        if not grids[flag]:
+            raise UsageError(f"{flag} is empty")
+    calibrate(a.encoder, a.corpus, a.output, a.variant, a.passages, a.seed, a.margin, grids["--margins"],
+              a.input_bonus, grids["--bonuses"], a.tune_topics,
               a.tune_qrels, a.max_tune_queries, a.batch_size, a.device, parse_card_overrides(a.card), a.overwrite,
               command=" ".join(["python -m csplade_pyserini.calibrate"] + [shlex.quote(x) for x in args]),
               tolerance=a.tolerance,

@@ -24,26 +24,42 @@ def test_calibrate_writes_an_encoder_with_the_corpus_mean_as_bias(tmp_path, tiny
 
     corpus, topics, qrels = _corpus(tmp_path)
     out = calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "cal"), variant="echo", passages=100,
-                    margins=(0.5, 1.0, 2.0), tune_topics=str(topics), tune_qrels=str(qrels), device="cpu",
-                    log=lambda s: None)
+                    margins=(0.5, 1.0, 2.0), bonuses=(0.0, 1.0), tune_topics=str(topics), tune_qrels=str(qrels),
+                    device="cpu", log=lambda s: None)
     card = json.loads((out / "card.json").read_text())
     assert card["logit_norm"] == "log_softmax" and card["variant"] == "echo"
     assert card["term_bias"] == "term_bias.safetensors" and card["training"]["stage"] == "calibrate"
     grid = card["training"]["grid"]
-    assert [g["margin"] for g in grid] == [0.5, 1.0, 2.0]
+    assert [(g["margin"], g["bonus"]) for g in grid] == [(m, b) for m in (0.5, 1.0, 2.0) for b in (0.0, 1.0)]
     best = max(g["ndcg@10"] for g in grid)
     assert card["logit_shift"] == max(g["margin"] for g in grid if g["ndcg@10"] >= best - 0.01)
+    at = {g["bonus"]: g["ndcg@10"] for g in grid if g["margin"] == card["logit_shift"]}
+    assert at[card["input_bonus"]] == max(at.values())
+    assert card["training"]["input_bonus"] == card["input_bonus"]
 
 
     enc = CspladeEncoder.load(str(out), device="cpu")
     # the bias is minus the mean pooled log-probability over the corpus (every passage: the sample is all of it)
     plain = CspladeEncoder.load(str(out), device="cpu", term_bias="", logit_shift=0.0)  # "": no bias
-    z = pooled_scores(plain, [p for _, p in TOPICS], "passage", 4, "test")
+    z, own = pooled_scores(plain, [p for _, p in TOPICS], "passage", 4, "test")
+    toks = plain.model.token_lists([TOPICS[0][1]], plain.card.passage_prefix)[0]
+    assert set(own[0].nonzero().flatten().tolist()) == {i for i, f in zip(*toks) if f}
     allowed = enc.model.allowed.bool()
     torch.testing.assert_close(enc.model.pooling.term_bias[allowed], -z.mean(0)[allowed], rtol=1e-5, atol=1e-5)
     assert z.max() <= 0, "log-probabilities"
     vec = enc.encode(["brain cancer"], side="query")[0]
     assert vec and all(isinstance(v, int) and v > 0 for v in vec.values())
+
+
+def test_pick_margin_prefers_sparse_then_best_bonus():
+    from csplade_pyserini.calibrate import pick_margin
+
+    grid = [{"margin": 2.0, "bonus": 0.0, "ndcg@10": 0.50}, {"margin": 2.0, "bonus": 2.0, "ndcg@10": 0.60},
+            {"margin": 4.0, "bonus": 0.0, "ndcg@10": 0.40}, {"margin": 4.0, "bonus": 2.0, "ndcg@10": 0.595},
+            {"margin": 4.0, "bonus": 3.0, "ndcg@10": 0.595}, {"margin": 6.0, "bonus": 2.0, "ndcg@10": 0.30}]
+    assert pick_margin(grid, 0.01) == (4.0, 2.0)  # within 0.01 of 0.60 at margin 4; the smaller bonus on a tie
+    assert pick_margin(grid, 0.0) == (2.0, 2.0)
+    assert pick_margin([{"margin": 3.0, "ndcg@10": 0.1}], 0.01) == (3.0, 0.0)  # grids written before the bonus
 
 
 def test_calibrate_needs_margin_or_tuning(tmp_path, tiny_checkpoint):
@@ -55,6 +71,9 @@ def test_calibrate_needs_margin_or_tuning(tmp_path, tiny_checkpoint):
         calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "x"), log=lambda s: None)
     with pytest.raises(UsageError, match="needs --tune-qrels"):
         calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "x"), tune_topics=str(topics), log=lambda s: None)
+    with pytest.raises(UsageError, match="--input-bonus goes with --margin"):
+        calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "x"), tune_topics=str(topics),
+                  tune_qrels=str(topics), bonus=1.0, log=lambda s: None)
 
 
 def test_ndcg_at_k_matches_hand_computation():
@@ -143,7 +162,7 @@ def test_calibrate_on_two_corpora_shares_the_sample(tmp_path, tiny_checkpoint):
     first = [texts[i] for i in sorted(random.Random(13).sample(range(len(texts)), 3))]
     others = [json.loads(l)["text"] for l in open(other)]
     second = [others[i] for i in sorted(random.Random(13).sample(range(3), 2))]
-    z = pooled_scores(enc, first + second, "passage", 4, "test")
+    z, _ = pooled_scores(enc, first + second, "passage", 4, "test")
     bias = CspladeEncoder.load(str(out), device="cpu").model.pooling.term_bias
     allowed = enc.model.allowed.bool()
     torch.testing.assert_close(bias[allowed], -z.mean(0)[allowed], rtol=1e-5, atol=1e-5)
@@ -154,4 +173,21 @@ def test_pick_margin_prefers_sparser_within_tolerance():
 
     grid = [{"margin": 4, "ndcg@10": 0.684}, {"margin": 5, "ndcg@10": 0.678}, {"margin": 6, "ndcg@10": 0.676},
             {"margin": 7, "ndcg@10": 0.654}]
-    assert pick_margin(grid, 0.01) == 6 and pick_margin(grid, 0.0) == 4 and pick_margin(grid, 0.05) == 7
+    assert [pick_margin(grid, t)[0] for t in (0.01, 0.0, 0.05)] == [6, 4, 7]
+
+
+def test_card_input_bonus_reaches_the_encoder(tmp_path, tiny_checkpoint):
+    """A large bonus puts every pooled token of the text into its vector; 0 is the plain head."""
+    from csplade_pyserini.calibrate import calibrate
+    from csplade_pyserini.encoder import CspladeEncoder
+
+    corpus, _, _ = _corpus(tmp_path)
+    out = calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "cal"), variant="echo", passages=100,
+                    margin=50.0, device="cpu", log=lambda s: None)  # a margin no term passes on its own
+    assert json.loads((out / "card.json").read_text())["input_bonus"] == 0.0
+    text = "brain cancer cells"
+    assert CspladeEncoder.load(str(out), device="cpu").encode([text], side="query") == [{}]
+    enc = CspladeEncoder.load(str(out), device="cpu", input_bonus=100.0)
+    ids, flags = enc.model.token_lists([text], enc.card.query_prefix)[0]
+    want = {enc.model.terms.term(i) for i, f in zip(ids, flags) if f}
+    assert set(enc.encode([text], side="query")[0]) == want

@@ -161,3 +161,21 @@ def test_log_softmax_is_invariant_to_a_per_position_offset():
 def test_unknown_logit_norm_is_an_error():
     with pytest.raises(ValueError, match="logit_norm"):
         SparsePooling(4, logit_norm="softmax")
+
+
+def test_input_bonus_equals_naive_and_only_raises_the_texts_own_tokens():
+    hidden, mask, head = _inputs(seed=6)
+    ids = torch.randint(0, head.out_features, mask.shape, generator=torch.Generator().manual_seed(2))
+    plain = SparsePooling(3, logit_norm="log_softmax", logit_shift=-2.0)(hidden, mask, head)
+    pool = SparsePooling(3, logit_norm="log_softmax", logit_shift=-2.0, input_bonus=3.0)
+    got = pool(hidden, mask, head, input_ids=ids)
+    ref = naive_sparse_pooling(head(hidden), mask, logit_norm="log_softmax", logit_shift=-2.0, input_ids=ids,
+                               input_bonus=3.0)
+    torch.testing.assert_close(got, ref.to(got.dtype))
+    own = SparsePooling.presence(ids, mask, head.out_features).bool()
+    for b in range(mask.shape[0]):
+        assert set(own[b].nonzero().flatten().tolist()) == set(ids[b][mask[b].bool()].tolist())
+    assert torch.equal(got[~own], plain[~own]), "terms the text does not contain are unchanged"
+    assert torch.all(got[own] >= plain[own]) and (got[own] > plain[own]).any()
+    with pytest.raises(ValueError, match="input_ids"):
+        pool(hidden, mask, head)
