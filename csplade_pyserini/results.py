@@ -28,7 +28,9 @@ def training_summary(card: dict | None) -> str:
     stages = t.get("stages") or ([t] if t.get("stage") else [])
     def one(s):
         if s.get("stage") == "calibrate":
-            return f"calibrate ({s.get('passages')} passages)"
+            bonus = f", bonus {s['input_bonus']:g}" if s.get("input_bonus") else ""
+            margin = f", margin {s['margin']:g}" if s.get("margin") is not None else ""
+            return f"calibrate ({s.get('passages')} passages{margin}{bonus})"
         return f"{s.get('stage')} {s.get('steps')}"
 
     return " + ".join(one(s) for s in stages) or "none"
@@ -84,13 +86,41 @@ def training_commands(results: list[dict]) -> list[str]:
     lines, seen = [], set()
     for r in results:
         card = r.get("encoder_card") or {}
-        stages = (card.get("training") or {}).get("stages")
+        t = card.get("training") or {}
+        stages = t.get("stages") or ([t] if t.get("stage") else [])
         if r.get("role") != "shipped" or not stages or card.get("name") in seen:
             continue
         seen.add(card.get("name"))
         lines += [f"`{card.get('name')}`:", "", "```"] + [s.get("command", s.get("note", "")) for s in stages]
         lines += ["```", ""]
     return (["## Training commands", ""] + lines) if lines else []
+
+
+def calibration_tables(results: list[dict]) -> list[str]:
+    """The margin x input-bonus grid each calibrated encoder was tuned on (training queries, from its card)."""
+    lines, seen = [], set()
+    for r in results:
+        card = r.get("encoder_card") or {}
+        t = card.get("training") or {}
+        grid = t.get("grid") or []
+        if t.get("stage") != "calibrate" or not grid or card.get("name") in seen:
+            continue
+        seen.add(card.get("name"))
+        bonuses = sorted({g.get("bonus", 0.0) for g in grid})
+        lines += [f"`{card['name']}` ({card.get('variant')}): nDCG@10 on {t.get('tuned_on')} (training queries, "
+                  f"ranked against {t.get('passages')} calibration passages' first-corpus share plus their judged "
+                  f"passages) by margin (rows) and input bonus (columns); terms per query in brackets. Chosen: margin "
+                  f"{t.get('margin'):g}, bonus {t.get('input_bonus') or 0:g}.", "",
+                  "| margin | " + " | ".join(f"bonus {b:g}" for b in bonuses) + " |",
+                  "| ---: | " + " | ".join("---:" for _ in bonuses) + " |"]
+        for m in sorted({g["margin"] for g in grid}):
+            cells = []
+            for b in bonuses:
+                g = next((g for g in grid if g["margin"] == m and g.get("bonus", 0.0) == b), None)
+                cells.append("" if g is None else f"{g['ndcg@10']:.4f} ({g['terms_per_query']:.0f})")
+            lines.append(f"| {m:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return (["## Calibration grids", ""] + lines) if lines else []
 
 
 def plot(results: list[dict], out: Path) -> Path | None:
@@ -172,6 +202,7 @@ def write_results(results_dir: Path | None = None, regressions_dir: Path | None 
     if png:
         lines += [f"![nDCG@10 against index size]({PLOT})", ""]
     lines += training_commands(results)
+    lines += calibration_tables(results)
     lines += ["## Regressions", "",
               "`shipped` regressions run on the shared data with the shipped encoders; `paper` regressions hold the "
               "CSPLADE paper's reported numbers and need the corpus and trained weights.", ""]

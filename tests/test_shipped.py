@@ -114,12 +114,21 @@ def test_results_page_tables_plot_and_json(tmp_path):
         {"stage": "adapt", "steps": 5, "command": "python -m csplade_pyserini.train --stage adapt"},
         {"stage": "contrastive", "steps": 7, "command": "python -m csplade_pyserini.train --stage contrastive"}]}}
     sweep = [{"top_k": 8, "index_bytes": 1000, "terms_per_doc": 8.0, "test": {"ndcg@10": 0.25, "r@100": 0.8}}]
+    cal = {"name": "enc-c", "variant": "causal", "training": {
+        "stage": "calibrate", "passages": 40, "margin": 3.0, "input_bonus": 2.0, "tuned_on": "fit.tsv",
+        "command": "python -m csplade_pyserini.calibrate --variant causal",
+        "grid": [{"margin": m, "bonus": b, "ndcg@10": 0.1 * m + 0.01 * b, "terms_per_query": 9.0,
+                  "terms_per_passage": 20.0} for m in (2.0, 3.0) for b in (0.0, 2.0)]}}
     for r in (_result("toy-bm25", "bm25", "baseline", 0.5, 3000),
-              _result("toy-a", "enc-a", "shipped", 0.6, 2000, sweep, card)):
+              _result("toy-a", "enc-a", "shipped", 0.6, 2000, sweep, card),
+              _result("toy-c", "enc-c", "shipped", 0.55, 2000, (), cal)):
         (res / f"{r['name']}.json").write_text(json.dumps(r))
     page = write_results(res, regs, tmp_path).read_text()
+    assert "| `enc-c` | shipped | causal | calibrate (40 passages, margin 3, bonus 2) | 0.5500" in page
+    assert "python -m csplade_pyserini.calibrate --variant causal" in page
+    assert "Chosen: margin 3, bonus 2." in page and "| 3 | 0.3000 (9) | 0.3200 (9) |" in page
     assert "### toy" in page and "| `enc-a` | shipped | echo | adapt 5 + contrastive 7 | 0.6000" in page
     assert "| `bm25` | baseline |" in page and "| 8 | 0.2500 | 0.8000 |" in page
     assert "python -m csplade_pyserini.train --stage contrastive" in page
     assert (tmp_path / "results_ndcg_vs_index.png").stat().st_size > 1000
-    assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 2
+    assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 3
