@@ -93,6 +93,41 @@ def pooled_scores(encoder, texts: list[str], side: str, batch_size: int, desc: s
     return out, own
 
 
+class ScoreCache:
+    """Pooled scores kept in one file (``--scores-cache``), so a new margin/bonus grid over the same texts and
+    encoder settings costs seconds instead of an encoding pass. Each part is keyed by a hash of the texts, the side
+    and the card settings that change pooled scores; a changed part is recomputed and the file rewritten."""
+
+    SETTINGS = ("base_model", "variant", "query_prefix", "passage_prefix", "query_max_length", "passage_max_length",
+                "lowercase", "adapter", "base_sha256", "dtype", "logit_norm")
+
+    def __init__(self, path, card):
+        self.path = Path(path) if path else None
+        self.card = {k: getattr(card, k) for k in self.SETTINGS}
+        self.parts = {}
+        if self.path is not None and self.path.exists():
+            self.parts = torch.load(self.path, weights_only=True)
+        self.changed = False
+
+    def get(self, name, encoder, texts, side, batch_size):
+        import hashlib
+
+        key = hashlib.sha256(json.dumps([self.card, side, texts], sort_keys=True).encode()).hexdigest()
+        hit = self.parts.get(name)
+        if hit is not None and hit["key"] == key:
+            return hit["scores"], hit["own"]
+        scores, own = pooled_scores(encoder, texts, side, batch_size, f"calibrate: {name}")
+        if self.path is not None:
+            self.parts[name] = {"key": key, "scores": scores, "own": own}
+            self.changed = True
+        return scores, own
+
+    def save(self):
+        if self.path is not None and self.changed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(self.parts, self.path)
+
+
 def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Tensor, top_k: int,
             own: torch.Tensor | None = None, bonus: float = 0.0) -> torch.Tensor:
     a = z - mu - margin
@@ -121,7 +156,8 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
               bonuses=DEFAULT_BONUSES, tune_topics: str | None = None,
               tune_qrels: str | None = None, max_tune_queries: int = 0, batch_size: int = 16,
               device: str | None = None, card_overrides: dict | None = None, overwrite: bool = False,
-              command: str | None = None, tolerance: float = 0.01, log=print) -> Path:
+              command: str | None = None, tolerance: float = 0.01, scores_cache: str | None = None,
+              log=print) -> Path:
     from .corpus import check_jsonl_corpus, corpus_files, doc_id, record_text
     from .encoder import CspladeEncoder, resolve_card
     from .modeling.card import TERM_BIAS_KEY, EncoderCard
@@ -174,16 +210,16 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
             raise UsageError(f"no query of {tune_topics} has a judged passage in {tune_qrels}")
         tune = (qids, topics, qrels, judged)
 
-    z, own_s = pooled_scores(enc, [records[key] for key in sample], "passage", batch_size, "calibrate: passages")
+    store = ScoreCache(scores_cache, card)
+    z, own_s = store.get("passages", enc, [records[key] for key in sample], "passage", batch_size)
     mu = z.mean(0)
     allowed = enc.model.allowed.float().cpu()
     mu = torch.where(allowed.bool(), mu, torch.zeros_like(mu))
     grid = []
     if tune:
         qids, topics, qrels, judged = tune
-        zj, own_j = pooled_scores(enc, [records[key] for key in judged], "passage", batch_size,
-                                  "calibrate: judged passages")
-        zq, own_q = pooled_scores(enc, [topics[q] for q in qids], "query", batch_size, "calibrate: tuning queries")
+        zj, own_j = store.get("judged passages", enc, [records[key] for key in judged], "passage", batch_size)
+        zq, own_q = store.get("tuning queries", enc, [topics[q] for q in qids], "query", batch_size)
         first = [i for i, (k, _) in enumerate(sample) if k == 0]
         zd, own_d = torch.cat([z[first], zj]), torch.cat([own_s[first], own_j])
         dids = [sample[i][1] for i in first] + [d for _, d in judged]
@@ -200,6 +236,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
                     f"{grid[-1]['terms_per_passage']}")
         margin, bonus = pick_margin(grid, tolerance)
     bonus = float(bonus or 0.0)
+    store.save()
 
     from safetensors.torch import save_file
 
@@ -265,6 +302,9 @@ def build_parser():
     p.add_argument("--tune-topics", default=None, help="training topics to choose the margin on (never a test split)")
     p.add_argument("--tune-qrels", default=None, help="their qrels")
     p.add_argument("--max-tune-queries", type=int, default=0, help="tune on a seeded sample of the queries (0: all)")
+    p.add_argument("--scores-cache", default=None, metavar="FILE",
+                   help="keep the pooled scores in FILE (.pt) and reuse them when texts and settings match: a new "
+                        "--margins/--bonuses grid then takes seconds")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None)
     p.add_argument("--card", nargs="*", default=None, metavar="KEY=VALUE",
@@ -290,7 +330,7 @@ def _main(argv=None):
               a.input_bonus, grids["--bonuses"], a.tune_topics,
               a.tune_qrels, a.max_tune_queries, a.batch_size, a.device, parse_card_overrides(a.card), a.overwrite,
               command=" ".join(["python -m csplade_pyserini.calibrate"] + [shlex.quote(x) for x in args]),
-              tolerance=a.tolerance,
+              tolerance=a.tolerance, scores_cache=a.scores_cache,
               log=lambda s: print(s, file=sys.stderr))
 
 

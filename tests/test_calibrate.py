@@ -191,3 +191,26 @@ def test_card_input_bonus_reaches_the_encoder(tmp_path, tiny_checkpoint):
     ids, flags = enc.model.token_lists([text], enc.card.query_prefix)[0]
     want = {enc.model.terms.term(i) for i, f in zip(ids, flags) if f}
     assert set(enc.encode([text], side="query")[0]) == want
+
+
+def test_scores_cache_reuses_pooled_scores_for_a_new_grid(tmp_path, tiny_checkpoint, monkeypatch):
+    import csplade_pyserini.calibrate as cal
+
+    corpus, topics, qrels = _corpus(tmp_path)
+    cache = tmp_path / "scores.pt"
+    kw = dict(variant="echo", passages=100, tune_topics=str(topics), tune_qrels=str(qrels), device="cpu",
+              scores_cache=str(cache), log=lambda s: None)
+    a = cal.calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "a"), margins=(0.5, 1.0), bonuses=(0.0,), **kw)
+    assert cache.exists()
+    calls = []
+    real = cal.pooled_scores
+    monkeypatch.setattr(cal, "pooled_scores", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    b = cal.calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "b"), margins=(0.5, 1.0, 2.0),
+                      bonuses=(0.0, 1.0), **kw)
+    assert calls == [], "same texts and settings: nothing re-encoded"
+    ga = {(g["margin"], g["bonus"]): g["ndcg@10"] for g in json.loads((a / "card.json").read_text())["training"]["grid"]}
+    gb = {(g["margin"], g["bonus"]): g["ndcg@10"] for g in json.loads((b / "card.json").read_text())["training"]["grid"]}
+    assert all(gb[k] == v for k, v in ga.items()) and len(gb) == 6
+    kw["variant"] = "causal"  # different pooled scores: recomputed
+    cal.calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "c"), margins=(1.0,), bonuses=(0.0,), **kw)
+    assert len(calls) == 3
