@@ -34,8 +34,8 @@ import torch
 
 from .cli import UsageError, run
 
-DEFAULT_MARGINS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
-DEFAULT_BONUSES = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
+DEFAULT_MARGINS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0)
+DEFAULT_BONUSES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0)
 CALIBRATION_FILE = "calibration.json"
 
 

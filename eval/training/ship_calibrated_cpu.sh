@@ -17,7 +17,7 @@ DATA=runs/data
 [ -f "$OUT/card.json" ] || python -m csplade_pyserini.calibrate --encoder smollm2-135m-causal-base --variant "$VARIANT" \
   --corpus ../shared/data/scifact/corpus.jsonl ../shared/data/vaswani/corpus.jsonl --passages ${CAL_PASSAGES:-600} \
   --tune-topics "$DATA/scifact-train-fit.tsv" --tune-qrels "$DATA/scifact-train-fit.qrels" --max-tune-queries 150 \
-  --card lowercase=true passage_max_length=256 --output "$OUT"
+  --scores-cache "runs/scores-$VARIANT.pt" --card lowercase=true passage_max_length=256 --output "$OUT"
 M=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['logit_shift'])" "$OUT/card.json")
 B=$(python -c "import json,sys; print(json.load(open(sys.argv[1])).get('input_bonus', 0.0))" "$OUT/card.json")
 python -m csplade_pyserini.ship "$OUT" --name "$NAME" --overwrite --description "SmolLM2-135M-Instruct, $VARIANT variant, \
