@@ -110,12 +110,74 @@ def load_causal_lm(path: Path, dtype: str = "bfloat16", device: str = "cpu"):
     return model.to(device).eval()
 
 
+BF16_ENV = "CSPLADE_CPU_BF16"  # 1: always bf16 on CPU where the card asks for it; 0: never; unset: measured
+
+
 def cpu_has_fast_bf16() -> bool:
-    """bf16 matmuls are fast only with AVX-512 BF16 or AMX; elsewhere (e.g. AVX2-only cores) they run ~100x slower
-    than float32 (measured on an AVX2 EPYC: 1.2 vs 153 GFLOP/s)."""
+    """Whether bf16 matmuls beat float32 on this CPU. Without AVX-512 BF16 or AMX they are ~100x slower (measured on
+    an AVX2 EPYC: 1.2 vs 153 GFLOP/s); with AVX-512 BF16 but no AMX they can still be slower (measured on a 2-core
+    Xeon with avx512_bf16 and no amx: 143 vs 251 GFLOP/s), so there it is measured once (bf16_probe) and the answer
+    kept in the cache directory, keyed by CPU model and torch version. ``CSPLADE_CPU_BF16=0/1`` overrides."""
+    forced = os.environ.get(BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced:
+        raise BaseModelError(f"{BF16_ENV} must be 0 or 1, got {forced!r}")
     cpu = torch.cpu
-    return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-                or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+    if not getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+        return bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+    return _cached_bf16_probe()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
+
+
+def bf16_probe(size: int = 1024, reps: int = 5) -> float:
+    """bf16 / float32 matmul speed on this CPU (best of ``reps`` each; > 1 means bf16 is faster)."""
+    import time
+
+    best = {}
+    for dt in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(size, size, dtype=dt), torch.randn(size, size, dtype=dt)
+        a @ b
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t)
+        best[dt] = min(times)
+    return best[torch.float32] / best[torch.bfloat16]
+
+
+_PROBED: dict = {}
+
+
+def _cached_bf16_probe() -> bool:
+    import json
+
+    key = f"{_cpu_model()} | {os.cpu_count()} cpus | torch {torch.__version__}"
+    if key in _PROBED:
+        return _PROBED[key]
+    path = cache_dir() / "cpu_bf16.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        ratio = bf16_probe()
+        known[key] = {"bf16_over_fp32": round(ratio, 3), "fast": ratio > 1.1}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(known, indent=1))
+        except OSError:
+            pass
+    _PROBED[key] = bool(known[key]["fast"])
+    return _PROBED[key]
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
