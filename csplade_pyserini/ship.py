@@ -63,7 +63,7 @@ def training_stages(card: EncoderCard) -> list[dict]:
             return t["stages"] + stages[::-1]
         args = t.get("args") or {}
         if t.get("command"):  # a stage that recorded its own command line (calibrate)
-            stages.append({k: v for k, v in t.items() if k not in ("previous", "grid")})
+            stages.append({k: v for k, v in t.items() if k != "previous"})  # the grid too: results.md draws it
         else:
             stages.append({"stage": t.get("stage"), "steps": t.get("steps"), "command": training_command(args)})
         if t.get("previous"):

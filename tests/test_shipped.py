@@ -82,6 +82,18 @@ def test_ship_refuses_names_pyserini_would_misroute(tmp_path):
         ship(str(tmp_path), "my-csplade-encoder", dest_root=tmp_path)
 
 
+def test_shipping_a_calibrated_card_keeps_its_grid():
+    """The results page draws each calibrated encoder's margin x bonus grid from its shipped card."""
+    from csplade_pyserini.ship import training_stages
+
+    grid = [{"margin": 5.0, "bonus": 4.0, "ndcg@10": 0.77, "terms_per_query": 270.0, "terms_per_passage": 254.0}]
+    card = EncoderCard(name="x", base_model="smollm2-135m-instruct", variant="echo",
+                       training={"stage": "calibrate", "command": "python -m csplade_pyserini.calibrate ...",
+                                 "margin": 5.0, "input_bonus": 4.0, "grid": grid, "previous": None})
+    (stage,) = training_stages(card)
+    assert stage["grid"] == grid and stage["margin"] == 5.0 and "previous" not in stage
+
+
 def test_prune_vectors_and_avg_terms(tmp_path):
     from csplade_pyserini.reproduce import avg_terms, prune_vectors
 
