@@ -264,15 +264,9 @@ def prune_vectors(src: Path, dst: Path, k: int) -> None:
 
 def machine_summary() -> str:
     """e.g. "x86_64 2 cores (AMD EPYC, AVX2)": the CPU's widest vector/bf16 support decides the encoder's speed."""
-    model, flags = "", set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and not model:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    from .modeling.backbone import cpu_info
+
+    model, flags = cpu_info()
     isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"),
                                         ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "")
     inside = ", ".join(x for x in (model, isa) if x)

@@ -12,8 +12,9 @@ from csplade_pyserini.modeling.backbone import BaseModelError, cpu_has_fast_bf16
 def fresh(monkeypatch, tmp_path):
     monkeypatch.setenv("CSPLADE_CACHE", str(tmp_path))
     monkeypatch.delenv(backbone.BF16_ENV, raising=False)
-    monkeypatch.setattr(backbone, "_PROBED", {})
-    return tmp_path
+    backbone._cached_bf16_probe.cache_clear()
+    yield tmp_path
+    backbone._cached_bf16_probe.cache_clear()
 
 
 def test_env_override_wins(fresh, monkeypatch):
@@ -45,7 +46,7 @@ def test_avx512_bf16_is_measured_once_and_cached(fresh, monkeypatch, ratio, fast
     assert cpu_has_fast_bf16() is fast and len(calls) == 1
     (entry,) = json.loads((fresh / "cpu_bf16.json").read_text()).values()
     assert entry == {"bf16_over_fp32": ratio, "fast": fast}
-    monkeypatch.setattr(backbone, "_PROBED", {})  # a new process reads the answer from the cache file
+    backbone._cached_bf16_probe.cache_clear()  # a new process reads the answer from the cache file
     assert cpu_has_fast_bf16() is fast and len(calls) == 1
 
 

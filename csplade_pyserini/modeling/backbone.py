@@ -5,6 +5,7 @@ converted once to a normal safetensors checkpoint under the cache directory; not
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -129,12 +130,19 @@ def cpu_has_fast_bf16() -> bool:
     return _cached_bf16_probe()
 
 
-def _cpu_model() -> str:
+def cpu_info() -> tuple[str, set[str]]:
+    """(model name, flags) of the first CPU in /proc/cpuinfo; ("", set()) where there is none."""
+    model, flags = "", set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "unknown")
+            for line in fh:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
     except OSError:
-        return "unknown"
+        pass
+    return model, flags
 
 
 def bf16_probe(size: int = 1024, reps: int = 5) -> float:
@@ -154,15 +162,11 @@ def bf16_probe(size: int = 1024, reps: int = 5) -> float:
     return best[torch.float32] / best[torch.bfloat16]
 
 
-_PROBED: dict = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _cached_bf16_probe() -> bool:
     import json
 
-    key = f"{_cpu_model()} | {os.cpu_count()} cpus | torch {torch.__version__}"
-    if key in _PROBED:
-        return _PROBED[key]
+    key = f"{cpu_info()[0] or 'unknown'} | {os.cpu_count()} cpus | torch {torch.__version__}"
     path = cache_dir() / "cpu_bf16.json"
     try:
         known = json.loads(path.read_text())
@@ -176,8 +180,7 @@ def _cached_bf16_probe() -> bool:
             path.write_text(json.dumps(known, indent=1))
         except OSError:
             pass
-    _PROBED[key] = bool(known[key]["fast"])
-    return _PROBED[key]
+    return bool(known[key]["fast"])
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
