@@ -176,6 +176,8 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         stats["encoder_card"] = {k: shards[0]["encoder"].get(k) for k in (
             "name", "variant", "passage_max_length", "query_max_length", "passage_top_k", "query_top_k",
             "quantization_scale", "training")}
+        # the dtype the passages were encoded in (a bf16 card runs in float32 on a CPU without fast bf16 kernels)
+        stats["dtype"] = ", ".join(sorted({str(s["encoder"].get("dtype")) for s in shards}))
 
         def search(ts, topics, run_file):
             search_topics(index, topics, encoder, run_file, hits, batch_size=search_cfg.get("batch_size", 32),
@@ -197,7 +199,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
             rows.append({"topic_set": ts, "metric": m, "expected": want, "measured": round(measured[m], 4),
                          "delta": round(measured[m] - want, 4), "pass": good})
     if accept:  # this run's values become the expected ones (a new regression, or a deliberate change)
-        note = f"{datetime.date.today().isoformat()}, {machine_summary()}"
+        note = f"{datetime.date.today().isoformat()}, {machine_summary()}" + (f", {stats['dtype']}" if stats.get("dtype") else "")
         accept_measured(reg["_path"], measured_all, {ts: list(e or {}) for ts, e in reg["evaluations"].items()}, note)
         for r in rows:
             r.update(expected=r["measured"], delta=0.0, pass_=True)
@@ -224,7 +226,8 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
               "queries": {ts: len(t) for ts, (t, _) in sets.items()}, "index_bytes": info["bytes"], **stats,
               "sweep": sweep, "seconds": round(time.time() - t0, 1),
               "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "machine": machine_summary() + (f", {gpus} GPU(s)" if gpus > 1 else ""),
+              "machine": machine_summary() + (f", {gpus} GPU(s)" if gpus > 1 else "")
+                         + (f", {stats['dtype']}" if stats.get("dtype") else ""),
               "command": f"python -m csplade_pyserini.reproduce {_rel(reg['_path'])}"}
     out_dir = Path(results_dir or REPO_DIR / "eval" / "results")
     out_dir.mkdir(parents=True, exist_ok=True)

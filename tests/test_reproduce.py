@@ -85,6 +85,12 @@ def test_reproduce_runner_fails_then_passes(tmp_path):
     assert e.value.code == 1
     res = json.loads((tmp_path / "results" / "tiny.json").read_text())
     assert res["pass"] is False and res["docs"] == 40 and len(res["rows"]) == 2
+    # the dtype the passages were encoded in is recorded (not only the CPU's instruction set)
+    from csplade_pyserini.encoder import resolve_card
+    from csplade_pyserini.modeling.backbone import resolve_dtype
+
+    want_dtype = resolve_dtype(resolve_card(reg["encoder"]).dtype, "cpu")
+    assert res["dtype"] == want_dtype and res["machine"].endswith(", " + want_dtype)
     page = (tmp_path / "results.md").read_text()
     assert "`tiny`" in page and "FAIL" in page
     # the measured values as expected: passes, reusing the finished shard, index and query cache
@@ -101,5 +107,5 @@ def test_reproduce_runner_fails_then_passes(tmp_path):
     acc = yaml.safe_load(text)
     want = {r["metric"]: r["measured"] for r in res2["rows"]}["ndcg@10"]
     assert text.startswith("# a comment") and acc["evaluations"] == {"test": {"ndcg@10": want}}
-    assert acc["measured_on"] and acc["name"] == "tiny"
+    assert acc["measured_on"] and acc["measured_on"].endswith(want_dtype) and acc["name"] == "tiny"
     main(argv)
