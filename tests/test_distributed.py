@@ -36,7 +36,8 @@ def _train(rank, world, tmp, ckpt, global_batch, result, fsdp=False):
         params = {n: v.tolist() for n, v in full.items()}
         with open(result, "w") as fh:
             json.dump({"losses": losses, "params": params}, fh)
-    if world > 1:
+    if world > 1:  # no rank tears its connections down while another still writes or communicates
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 

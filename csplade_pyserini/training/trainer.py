@@ -278,10 +278,15 @@ class Trainer:
 
     def export(self) -> Path | None:
         """The trained encoder: adapter (safetensors) + card, loadable by the encode/search CLIs by path.
-        Every rank calls it (gathering sharded weights); rank 0 writes."""
+        Every rank calls it (gathering sharded weights); rank 0 writes, and no rank returns before it has written
+        (a rank that leaves early and tears its gloo connections down can fail the others)."""
         sd = self.trained_state()
-        if self.rank != 0:
-            return None
+        enc_dir = self._write_export(sd) if self.rank == 0 else None
+        if self.world > 1:
+            torch.distributed.barrier()
+        return enc_dir
+
+    def _write_export(self, sd: dict) -> Path:
         enc_dir = self.out / "encoder"
         if self.args.full_finetune:  # a full checkpoint inside the encoder directory becomes its base model
             self.write_weights(enc_dir / "model", sd)
