@@ -12,9 +12,11 @@ pooled score over the sample (mu[v]), and writes a new encoder whose weights are
 
 so a term counts only where the text makes it e^margin times more likely than it usually is (``term_bias`` =
 -mu, ``logit_shift`` = margin; see modeling/head.SparsePooling). The text's own tokens may get a lower cut,
-margin - bonus (``input_bonus``). Margin and bonus are given, or chosen on a grid by nDCG@10 of training queries
-(``--tune-topics/--tune-qrels``: never the test split) against the sample plus their judged passages: the largest
-margin within ``--tolerance`` of the best (sparser vectors, faster queries), then the best bonus at that margin. The output directory is a complete encoder (card, term_bias.safetensors, the source's adapters):
+margin - bonus (``input_bonus``), lowered further by tf_bonus * log(n) for a token the text has n times
+(``tf_bonus``: term frequency, which max pooling lacks). Margin, bonus and tf bonus are given, or chosen on a grid
+by nDCG@10 of training queries (``--tune-topics/--tune-qrels``: never the test split) against the sample plus
+their judged passages: the largest margin within ``--tolerance`` of the best (sparser vectors, faster queries),
+then the best bonus and tf bonus at that margin. The output directory is a complete encoder (card, term_bias.safetensors, the source's adapters):
 search with it, train it further (``python -m csplade_pyserini.train --encoder OUTPUT --train_term_bias true``),
 or ship it.
 """
@@ -36,6 +38,7 @@ from .cli import UsageError, run
 
 DEFAULT_MARGINS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0)
 DEFAULT_BONUSES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0)
+DEFAULT_TF_BONUSES = (0.0, 3.0, 6.0)
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -93,6 +96,22 @@ def pooled_scores(encoder, texts: list[str], side: str, batch_size: int, desc: s
     return out, own
 
 
+def own_counts(encoder, texts: list[str], side: str) -> torch.Tensor:
+    """[N, V] uint8: how often each id occurs at the text's pooled positions (saturating at 255), from the
+    tokenizer alone (no forward pass), with the same truncation as encoding."""
+    from .modeling.head import SparsePooling
+
+    model = encoder.model
+    vocab = model.lm_head.weight.shape[0]
+    prefix, max_length, _ = encoder.settings(side)
+    out = torch.zeros(len(texts), vocab, dtype=torch.uint8)
+    toks = model.token_lists(texts, prefix)
+    for s in range(0, len(texts), 256):
+        f = model.features(toks[s:s + 256], max_length)
+        out[s:s + 256] = SparsePooling.token_counts(f.input_ids, f.pool_mask, vocab).clamp(max=255).to(torch.uint8)
+    return out
+
+
 class ScoreCache:
     """Pooled scores kept in one file (``--scores-cache``), so a new margin/bonus grid over the same texts and
     encoder settings costs seconds instead of an encoding pass. Each part is keyed by a hash of the texts, the side
@@ -129,10 +148,16 @@ class ScoreCache:
 
 
 def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Tensor, top_k: int,
-            own: torch.Tensor | None = None, bonus: float = 0.0) -> torch.Tensor:
+            own: torch.Tensor | None = None, bonus: float = 0.0, tf_bonus: float = 0.0) -> torch.Tensor:
+    """The calibrated head's weights from pooled scores z [N, V]; ``own`` holds the text's own token counts (a 0/1
+    presence mask is the tf-less case), as modeling/head.SparsePooling computes them."""
     a = z - mu - margin
-    if bonus and own is not None:
-        a = a + bonus * own.float()
+    if own is not None and (bonus or tf_bonus):
+        n = own.float()
+        if bonus:
+            a = a + bonus * (n > 0).float()
+        if tf_bonus:
+            a = a + tf_bonus * torch.log(n.clamp(min=1.0))
     w = torch.log1p(torch.relu(a)) * allowed
     if top_k and top_k < w.shape[1]:
         v, i = w.topk(top_k, dim=1)
@@ -140,20 +165,22 @@ def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Ten
     return w
 
 
-def pick_margin(grid: list[dict], tolerance: float) -> tuple[float, float]:
-    """(margin, bonus): the largest margin (sparsest vectors: fewer query clauses, smaller index) with an nDCG@10
-    within ``tolerance`` of the best on the grid, and at that margin the bonus with the best nDCG@10 (the smaller
-    bonus on a tie)."""
+def pick_margin(grid: list[dict], tolerance: float) -> tuple[float, float, float]:
+    """(margin, bonus, tf bonus): the largest margin (sparsest vectors: fewer query clauses, smaller index) with an
+    nDCG@10 within ``tolerance`` of the best on the grid, and at that margin the bonus and tf bonus with the best
+    nDCG@10 (on a tie the smaller bonus, then the smaller tf bonus)."""
     best = max(g["ndcg@10"] for g in grid)
     margin = max(g["margin"] for g in grid if g["ndcg@10"] >= best - tolerance)
     at = [g for g in grid if g["margin"] == margin]
     top = max(g["ndcg@10"] for g in at)
-    return margin, min(g.get("bonus", 0.0) for g in at if g["ndcg@10"] == top)
+    bonus, tf = min((g.get("bonus", 0.0), g.get("tf_bonus", 0.0)) for g in at if g["ndcg@10"] == top)
+    return margin, bonus, tf
 
 
 def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None = None, passages: int = 2000,
               seed: int = 13, margin: float | None = None, margins=DEFAULT_MARGINS, bonus: float | None = None,
-              bonuses=DEFAULT_BONUSES, tune_topics: str | None = None,
+              bonuses=DEFAULT_BONUSES, tune_topics: str | None = None, tf_bonus: float | None = None,
+              tf_bonuses=DEFAULT_TF_BONUSES,
               tune_qrels: str | None = None, max_tune_queries: int = 0, batch_size: int = 16,
               device: str | None = None, card_overrides: dict | None = None, overwrite: bool = False,
               command: str | None = None, tolerance: float = 0.01, scores_cache: str | None = None,
@@ -167,6 +194,8 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         raise UsageError("give either --margin or --tune-topics (with --tune-qrels)")
     if tune_topics and bonus is not None:
         raise UsageError("--input-bonus goes with --margin; with --tune-topics the bonus is tuned (--bonuses)")
+    if tune_topics and tf_bonus is not None:
+        raise UsageError("--tf-bonus goes with --margin; with --tune-topics the tf bonus is tuned (--tf-bonuses)")
     if tune_topics and not tune_qrels:
         raise UsageError("--tune-topics needs --tune-qrels")
     out = Path(output)
@@ -177,7 +206,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     source = resolve_card(encoder)
     card = source.with_overrides(variant=variant, **(card_overrides or {}))
     card = EncoderCard(**{**card.to_dict(), "logit_norm": "log_softmax", "term_bias": None, "logit_shift": 0.0,
-                          "input_bonus": 0.0},
+                          "input_bonus": 0.0, "tf_bonus": 0.0},
                        path=source.path)
     enc = CspladeEncoder.load(card, device=device, batch_size=batch_size)
     t0 = time.time()
@@ -219,23 +248,28 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     if tune:
         qids, topics, qrels, judged = tune
         zj, own_j = store.get("judged passages", enc, [records[key] for key in judged], "passage", batch_size)
-        zq, own_q = store.get("tuning queries", enc, [topics[q] for q in qids], "query", batch_size)
+        zq, _ = store.get("tuning queries", enc, [topics[q] for q in qids], "query", batch_size)
         first = [i for i, (k, _) in enumerate(sample) if k == 0]
-        zd, own_d = torch.cat([z[first], zj]), torch.cat([own_s[first], own_j])
+        zd = torch.cat([z[first], zj])
         dids = [sample[i][1] for i in first] + [d for _, d in judged]
+        # own-token counts from the tokenizer (seconds; the cache's presence masks predate the tf bonus)
+        own_q = own_counts(enc, [topics[q] for q in qids], "query")
+        own_d = own_counts(enc, [records[sample[i]] for i in first] + [records[key] for key in judged], "passage")
         for m in margins:
             for b in bonuses:
-                wq = weights(zq, mu, m, allowed, card.query_top_k, own_q, b)
-                wd = weights(zd, mu, m, allowed, card.passage_top_k, own_d, b)
-                score = ndcg_at_k(wq @ wd.T, qids, dids, qrels)
-                grid.append({"margin": m, "bonus": b, "ndcg@10": round(score, 4),
-                             "terms_per_query": round(float((wq > 0).sum(1).float().mean()), 1),
-                             "terms_per_passage": round(float((wd > 0).sum(1).float().mean()), 1)})
-                log(f"[calibrate] margin {m:g} bonus {b:g}: nDCG@10 {score:.4f} on {len(qids)} {tune_topics} "
-                    f"queries over {len(dids)} passages; terms/query {grid[-1]['terms_per_query']}, terms/passage "
-                    f"{grid[-1]['terms_per_passage']}")
-        margin, bonus = pick_margin(grid, tolerance)
+                for tf in tf_bonuses:
+                    wq = weights(zq, mu, m, allowed, card.query_top_k, own_q, b, tf)
+                    wd = weights(zd, mu, m, allowed, card.passage_top_k, own_d, b, tf)
+                    score = ndcg_at_k(wq @ wd.T, qids, dids, qrels)
+                    grid.append({"margin": m, "bonus": b, "tf_bonus": tf, "ndcg@10": round(score, 4),
+                                 "terms_per_query": round(float((wq > 0).sum(1).float().mean()), 1),
+                                 "terms_per_passage": round(float((wd > 0).sum(1).float().mean()), 1)})
+                    log(f"[calibrate] margin {m:g} bonus {b:g} tf bonus {tf:g}: nDCG@10 {score:.4f} on {len(qids)} "
+                        f"{tune_topics} queries over {len(dids)} passages; terms/query {grid[-1]['terms_per_query']}"
+                        f", terms/passage {grid[-1]['terms_per_passage']}")
+        margin, bonus, tf_bonus = pick_margin(grid, tolerance)
     bonus = float(bonus or 0.0)
+    tf_bonus = float(tf_bonus or 0.0)
     store.save()
 
     from safetensors.torch import save_file
@@ -251,7 +285,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     record = {"stage": "calibrate", "command": command, "passages": len(sample), "seed": seed,
               "tolerance": tolerance if tune else None,
               "corpora": [str(c) for c in corpora],
-              "margin": margin, "input_bonus": bonus, "tuned_on": tune_topics, "grid": grid}
+              "margin": margin, "input_bonus": bonus, "tf_bonus": tf_bonus, "tuned_on": tune_topics, "grid": grid}
     if source.training:
         record["previous"] = source.training
     from .modeling.backbone import resolve_base, weights_sha256
@@ -259,12 +293,12 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     names = ", ".join(Path(str(c)).parent.name or str(c) for c in corpora)
     description = (f"{source.name} ({card.variant}) with a calibrated head: pooled per-position log-probabilities, "
                    f"term bias = minus the mean over {len(sample)} passages of {names}, margin {margin:g}"
-                   f"{f', input bonus {bonus:g}' if bonus else ''}"
+                   f"{f', input bonus {bonus:g}' if bonus else ''}{f', tf bonus {tf_bonus:g}' if tf_bonus else ''}"
                    f"{f' (tuned on {tune_topics})' if tune_topics else ''}; no gradient training.")
     new = EncoderCard(**{**card.to_dict(), "name": out.name, "term_bias": "term_bias.safetensors",
                          "base_sha256": source.base_sha256 or weights_sha256(resolve_base(card.base_ref())),
                          "description": description,
-                         "logit_shift": float(margin), "input_bonus": bonus, "adapter": (chain if len(chain) > 1 else chain[0]) if chain else None,
+                         "logit_shift": float(margin), "input_bonus": bonus, "tf_bonus": tf_bonus, "adapter": (chain if len(chain) > 1 else chain[0]) if chain else None,
                          "training": record, "scores": {}})
     new.save(tmp)
     (tmp / CALIBRATION_FILE).write_text(json.dumps({**record, "previous": None, "seconds": round(time.time() - t0, 1),
@@ -273,7 +307,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     if out.exists():
         out.rmdir()
     tmp.rename(out)
-    log(f"[calibrate] {out}: margin {margin:g}, input bonus {bonus:g}, bias from {len(sample)} passages, {time.time() - t0:.0f} s")
+    log(f"[calibrate] {out}: margin {margin:g}, input bonus {bonus:g}, tf bonus {tf_bonus:g}, bias from {len(sample)} passages, {time.time() - t0:.0f} s")
     return out
 
 
@@ -297,6 +331,11 @@ def build_parser():
                    help="fixed input bonus (with --margin; default 0): the text's own tokens are cut at margin - bonus")
     p.add_argument("--bonuses", default=",".join(f"{b:g}" for b in DEFAULT_BONUSES),
                    help="input bonuses tried at every margin with --tune-topics (comma-separated; 0 = the plain head)")
+    p.add_argument("--tf-bonus", type=float, default=None,
+                   help="fixed tf bonus (with --margin; default 0): + tf_bonus * log(n) for a token the text has n times")
+    p.add_argument("--tf-bonuses", default=",".join(f"{b:g}" for b in DEFAULT_TF_BONUSES),
+                   help="tf bonuses tried at every margin and bonus with --tune-topics (comma-separated; 0 = count "
+                        "each token once)")
     p.add_argument("--tolerance", type=float, default=0.01,
                    help="pick the largest margin within this much nDCG@10 of the best (sparser; default 0.01)")
     p.add_argument("--tune-topics", default=None, help="training topics to choose the margin on (never a test split)")
@@ -319,7 +358,7 @@ def _main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
     a = build_parser().parse_args(args)
     grids = {}
-    for flag, text in (("--margins", a.margins), ("--bonuses", a.bonuses)):
+    for flag, text in (("--margins", a.margins), ("--bonuses", a.bonuses), ("--tf-bonuses", a.tf_bonuses)):
         try:
             grids[flag] = tuple(float(m) for m in text.split(",") if m.strip())
         except ValueError:
@@ -330,7 +369,8 @@ def _main(argv=None):
               a.input_bonus, grids["--bonuses"], a.tune_topics,
               a.tune_qrels, a.max_tune_queries, a.batch_size, a.device, parse_card_overrides(a.card), a.overwrite,
               command=" ".join(["python -m csplade_pyserini.calibrate"] + [shlex.quote(x) for x in args]),
-              tolerance=a.tolerance, scores_cache=a.scores_cache,
+              tolerance=a.tolerance, scores_cache=a.scores_cache, tf_bonus=a.tf_bonus,
+              tf_bonuses=grids["--tf-bonuses"],
               log=lambda s: print(s, file=sys.stderr))
 
 

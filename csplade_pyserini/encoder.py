@@ -155,7 +155,7 @@ def model_from_card(card: EncoderCard, lm, tokenizer, chunk_tokens: int = DEFAUL
     """The CspladeModel a card describes, around an already loaded LM (the encoder and the trainer share this)."""
     try:
         return CspladeModel(lm, tokenizer, card.variant, chunk_tokens, card.logit_shift, card.lowercase,
-                            card.logit_norm, card.load_term_bias(), card.input_bonus)
+                            card.logit_norm, card.load_term_bias(), card.input_bonus, card.tf_bonus)
     except ValueError as e:
         if isinstance(e, CardError):
             raise

@@ -29,6 +29,7 @@ def training_summary(card: dict | None) -> str:
     def one(s):
         if s.get("stage") == "calibrate":
             bonus = f", bonus {s['input_bonus']:g}" if s.get("input_bonus") else ""
+            bonus += f", tf bonus {s['tf_bonus']:g}" if s.get("tf_bonus") else ""
             margin = f", margin {s['margin']:g}" if s.get("margin") is not None else ""
             return f"calibrate ({s.get('passages')} passages{margin}{bonus})"
         return f"{s.get('stage')} {s.get('steps')}"
@@ -106,11 +107,16 @@ def calibration_tables(results: list[dict]) -> list[str]:
         if t.get("stage") != "calibrate" or not grid or card.get("name") in seen:
             continue
         seen.add(card.get("name"))
+        tf = t.get("tf_bonus") or 0.0
+        tfs = sorted({g.get("tf_bonus", 0.0) for g in grid})
+        grid = [g for g in grid if g.get("tf_bonus", 0.0) == tf]  # the slice at the chosen tf bonus
         bonuses = sorted({g.get("bonus", 0.0) for g in grid})
         lines += [f"`{card['name']}` ({card.get('variant')}): nDCG@10 on {t.get('tuned_on')} (training queries, "
                   f"ranked against {t.get('passages')} calibration passages' first-corpus share plus their judged "
                   f"passages) by margin (rows) and input bonus (columns); terms per query in brackets. Chosen: margin "
-                  f"{t.get('margin'):g}, bonus {t.get('input_bonus') or 0:g}.", "",
+                  f"{t.get('margin'):g}, bonus {t.get('input_bonus') or 0:g}"
+                  + (f", tf bonus {tf:g} (the table is that slice; tf bonuses tried: "
+                     f"{', '.join(f'{x:g}' for x in tfs)})" if len(tfs) > 1 or tf else "") + ".", "",
                   "| margin | " + " | ".join(f"bonus {b:g}" for b in bonuses) + " |",
                   "| ---: | " + " | ".join("---:" for _ in bonuses) + " |"]
         for m in sorted({g["margin"] for g in grid}):

@@ -24,7 +24,8 @@ def test_calibrate_writes_an_encoder_with_the_corpus_mean_as_bias(tmp_path, tiny
 
     corpus, topics, qrels = _corpus(tmp_path)
     out = calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "cal"), variant="echo", passages=100,
-                    margins=(0.5, 1.0, 2.0), bonuses=(0.0, 1.0), tune_topics=str(topics), tune_qrels=str(qrels),
+                    margins=(0.5, 1.0, 2.0), bonuses=(0.0, 1.0), tf_bonuses=(0.0,), tune_topics=str(topics),
+                    tune_qrels=str(qrels),
                     device="cpu", log=lambda s: None)
     card = json.loads((out / "card.json").read_text())
     assert card["logit_norm"] == "log_softmax" and card["variant"] == "echo"
@@ -57,9 +58,13 @@ def test_pick_margin_prefers_sparse_then_best_bonus():
     grid = [{"margin": 2.0, "bonus": 0.0, "ndcg@10": 0.50}, {"margin": 2.0, "bonus": 2.0, "ndcg@10": 0.60},
             {"margin": 4.0, "bonus": 0.0, "ndcg@10": 0.40}, {"margin": 4.0, "bonus": 2.0, "ndcg@10": 0.595},
             {"margin": 4.0, "bonus": 3.0, "ndcg@10": 0.595}, {"margin": 6.0, "bonus": 2.0, "ndcg@10": 0.30}]
-    assert pick_margin(grid, 0.01) == (4.0, 2.0)  # within 0.01 of 0.60 at margin 4; the smaller bonus on a tie
-    assert pick_margin(grid, 0.0) == (2.0, 2.0)
-    assert pick_margin([{"margin": 3.0, "ndcg@10": 0.1}], 0.01) == (3.0, 0.0)  # grids written before the bonus
+    assert pick_margin(grid, 0.01) == (4.0, 2.0, 0.0)  # within 0.01 of 0.60 at margin 4; the smaller bonus on a tie
+    assert pick_margin(grid, 0.0) == (2.0, 2.0, 0.0)
+    tf = [{"margin": 2.0, "bonus": 1.0, "tf_bonus": 3.0, "ndcg@10": 0.7}, {"margin": 2.0, "bonus": 1.0, "tf_bonus": 0.0,
+                                                                          "ndcg@10": 0.6},
+          {"margin": 2.0, "bonus": 2.0, "tf_bonus": 6.0, "ndcg@10": 0.7}]
+    assert pick_margin(tf, 0.01) == (2.0, 1.0, 3.0)  # best cell; a tie goes to the smaller bonus
+    assert pick_margin([{"margin": 3.0, "ndcg@10": 0.1}], 0.01) == (3.0, 0.0, 0.0)  # grids written before the bonus
 
 
 def test_calibrate_needs_margin_or_tuning(tmp_path, tiny_checkpoint):
@@ -199,7 +204,7 @@ def test_scores_cache_reuses_pooled_scores_for_a_new_grid(tmp_path, tiny_checkpo
     corpus, topics, qrels = _corpus(tmp_path)
     cache = tmp_path / "scores.pt"
     kw = dict(variant="echo", passages=100, tune_topics=str(topics), tune_qrels=str(qrels), device="cpu",
-              scores_cache=str(cache), log=lambda s: None)
+              scores_cache=str(cache), tf_bonuses=(0.0,), log=lambda s: None)
     a = cal.calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "a"), margins=(0.5, 1.0), bonuses=(0.0,), **kw)
     assert cache.exists()
     calls = []
@@ -214,3 +219,34 @@ def test_scores_cache_reuses_pooled_scores_for_a_new_grid(tmp_path, tiny_checkpo
     kw["variant"] = "causal"  # different pooled scores: recomputed
     cal.calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "c"), margins=(1.0,), bonuses=(0.0,), **kw)
     assert len(calls) == 3
+
+
+def test_tf_bonus_calibrate_weights_equal_the_written_encoder(tmp_path, tiny_checkpoint):
+    """The grid's in-memory weights (pooled scores + tokenizer counts) are what the calibrated encoder computes,
+    tf bonus included, so the tuned cell is the shipped head; the card carries tf_bonus to the model."""
+    import csplade_pyserini.calibrate as cal
+    from csplade_pyserini.encoder import CspladeEncoder
+    from csplade_pyserini.sparse import quantize
+    from safetensors.torch import load_file
+
+    corpus, _, _ = _corpus(tmp_path)
+    out = cal.calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "cal"), variant="causal", passages=100,
+                        margin=0.5, bonus=1.0, tf_bonus=2.0, device="cpu", log=lambda s: None)
+    card = json.loads((out / "card.json").read_text())
+    assert card["tf_bonus"] == 2.0 and card["training"]["tf_bonus"] == 2.0
+    enc = CspladeEncoder.load(str(out), device="cpu")
+    assert enc.model.pooling.tf_bonus == 2.0
+    texts = ["the cell cell cell divides", "brain cancer cancer"]
+    z, _ = cal.pooled_scores(enc, texts, "passage", 4, "test")  # pooled scores ignore bias/shift/bonus
+    mu = -load_file(str(out / "term_bias.safetensors"))["term_bias"]
+    n = cal.own_counts(enc, texts, "passage")
+    assert n.max() >= 2, "the texts repeat a token"
+    allowed = enc.model.allowed.float()
+    w = cal.weights(z, mu, 0.5, allowed, enc.card.passage_top_k, n, 1.0, 2.0)
+    want = quantize(w, enc.card.quantization_scale, enc.card.passage_top_k)
+    got = enc.encode_ids(texts, "passage")
+    assert [list(i) for i, _ in got] == [list(i) for i, _ in want]
+    assert [list(q) for _, q in got] == [list(q) for _, q in want]
+    with pytest.raises(cal.UsageError, match="--tf-bonus goes with --margin"):
+        cal.calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "x"), tune_topics="t", tune_qrels="q",
+                      tf_bonus=1.0, log=lambda s: None)

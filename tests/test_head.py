@@ -179,3 +179,27 @@ def test_input_bonus_equals_naive_and_only_raises_the_texts_own_tokens():
     assert torch.all(got[own] >= plain[own]) and (got[own] > plain[own]).any()
     with pytest.raises(ValueError, match="input_ids"):
         pool(hidden, mask, head)
+
+
+def test_tf_bonus_equals_naive_and_rewards_repeated_own_tokens():
+    hidden, mask, head = _inputs(seed=7)
+    ids = torch.randint(0, 6, mask.shape, generator=torch.Generator().manual_seed(3))  # few ids: many repeats
+    kw = dict(logit_norm="log_softmax", logit_shift=-2.0, input_bonus=1.5)
+    once = SparsePooling(3, **kw)(hidden, mask, head, input_ids=ids)
+    pool = SparsePooling(3, tf_bonus=2.0, **kw)
+    got = pool(hidden, mask, head, input_ids=ids)
+    ref = naive_sparse_pooling(head(hidden), mask, input_ids=ids, tf_bonus=2.0, **kw)
+    torch.testing.assert_close(got, ref.to(got.dtype))
+    n = SparsePooling.token_counts(ids, mask, head.out_features)
+    for b in range(mask.shape[0]):
+        for v in range(6):
+            assert n[b, v] == int(((ids[b] == v) & mask[b].bool()).sum())
+    assert torch.equal(got[n <= 1], once[n <= 1]), "a token seen once (or never) gets no tf bonus"
+    assert torch.all(got[n > 1] >= once[n > 1]) and (got[n > 1] > once[n > 1]).any()
+    m = pool.max_logits(hidden, mask, head)  # before the relu: exactly + tf_bonus * log(n) for the own tokens
+    plain = SparsePooling(3, **kw)
+    rows = mask.any(1)  # an empty row stays -inf
+    torch.testing.assert_close((pool.activations(m, n) - plain.activations(m, n))[rows],
+                               torch.where(n > 0, 2.0 * torch.log(n.clamp(min=1)), 0.0).float()[rows])
+    with pytest.raises(ValueError, match="input_ids"):
+        SparsePooling(3, tf_bonus=1.0)(hidden, mask, head)

@@ -37,6 +37,7 @@ class EncoderCard:
     logit_shift: float = 0.0  # w = log1p(relu(max score + term_bias - logit_shift)); see modeling/head.SparsePooling
     logit_norm: str = "none"  # pooled score: "none" = raw LM-head logits (the paper), "log_softmax" = log-probabilities
     input_bonus: float = 0.0  # added to the activation of the text's own tokens (modeling/head.SparsePooling)
+    tf_bonus: float = 0.0  # + tf_bonus * log(count) for the text's own tokens (term frequency; modeling/head)
     term_bias: str | None = None  # safetensors file (key "term_bias", [vocab]) relative to the card's dir, or None
     lowercase: bool = False  # lowercase query and passage texts before tokenizing (e.g. for all-caps topics)
     adapter: str | list | None = None  # peft adapter dir(s), relative to the card's dir, merged in order
@@ -68,8 +69,9 @@ class EncoderCard:
             raise CardError(f"{where}: query_top_k must be in 1..1024 (Lucene's clause limit)")
         if not float(self.quantization_scale) > 0:
             raise CardError(f"{where}: quantization_scale must be > 0")
-        if not math.isfinite(float(self.input_bonus)):
-            raise CardError(f"{where}: input_bonus must be a finite number, got {self.input_bonus!r}")
+        for key in ("input_bonus", "tf_bonus"):
+            if not math.isfinite(float(getattr(self, key))):
+                raise CardError(f"{where}: {key} must be a finite number, got {getattr(self, key)!r}")
 
     @property
     def directory(self) -> Path | None:

@@ -107,10 +107,10 @@ LOGIT_NORMS = ("none", "log_softmax")
 class SparsePooling(nn.Module):
     """Hidden states + pooling mask -> vocabulary-sized weights, never materialising B x L x V.
 
-    ``w[b, v] = log1p(relu(max_t s[b, t, v] + term_bias[v] - logit_shift + input_bonus * [v in text b]))`` where
-    ``s`` is the LM-head logit (``logit_norm="none"``, the paper's head) or the per-position log-probability
-    ``log_softmax(logits)`` (``logit_norm="log_softmax"``), and ``[v in text b]`` is 1 where v is one of the
-    text's own pooled tokens.
+    ``w[b, v] = log1p(relu(max_t s[b, t, v] + term_bias[v] - logit_shift + [n > 0] (input_bonus + tf_bonus log n)))``
+    where ``s`` is the LM-head logit (``logit_norm="none"``, the paper's head) or the per-position log-probability
+    ``log_softmax(logits)`` (``logit_norm="log_softmax"``), and ``n = n[b, v]`` is how often v occurs at the text's
+    own pooled positions (0 for an expansion term).
 
     ``lm_head`` is the model's output projection (``weight`` [V, H], optional ``bias``). ``softcap`` is the final
     logit soft-capping of models that have one (Gemma 2): monotone, so applied after the max for raw logits, and
@@ -126,15 +126,18 @@ class SparsePooling(nn.Module):
     count only where it is more likely than it usually is, an IDF-like prior. All three are constant over
     positions, so they commute with the max; ``term_bias`` may be trained. ``input_bonus`` lowers the cut for the
     text's own tokens (constant over positions too): a word the text contains needs less evidence than an
-    expansion term, as in SPLADE's exact-match-heavy weights; 0 (the default) is the plain head.
+    expansion term, as in SPLADE's exact-match-heavy weights; 0 (the default) is the plain head. ``tf_bonus``
+    adds a saturating term frequency for those tokens (max pooling alone counts a word once however often the text
+    repeats it: BM25's tf is what it lacks); 0 (the default) ignores repeats.
     """
 
     def __init__(self, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, softcap: float | None = None,
                  logit_shift: float = 0.0, logit_norm: str = "none", term_bias: torch.Tensor | None = None,
-                 input_bonus: float = 0.0):
+                 input_bonus: float = 0.0, tf_bonus: float = 0.0):
         super().__init__()
         self.logit_shift = float(logit_shift)
         self.input_bonus = float(input_bonus)
+        self.tf_bonus = float(tf_bonus)
         if chunk_tokens < 1:
             raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
         if logit_norm not in LOGIT_NORMS:
@@ -159,9 +162,14 @@ class SparsePooling(nn.Module):
         return ChunkedMaxLogits.apply(tokens, lm_head.weight, getattr(lm_head, "bias", None), rows, b,
                                       self.chunk_tokens, self.normalize, self.softcap if self.normalize else None)
 
-    def activations(self, m: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def uses_input_ids(self) -> bool:
+        return bool(self.input_bonus or self.tf_bonus)
+
+    def activations(self, m: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled scores [B, V] -> pre-relu activations: soft-cap (raw logits only), + term_bias, - logit_shift,
-        + input_bonus where ``present`` (a [B, V] 0/1 mask of each text's own pooled tokens, see ``presence``)."""
+        + input_bonus + tf_bonus * log(n) where ``counts`` (a [B, V] count n of each text's own pooled tokens, see
+        ``token_counts``; a 0/1 ``presence`` mask gives the tf-less head) is > 0."""
         m = m.float()
         if self.softcap and not self.normalize:
             m = torch.tanh(m / self.softcap) * self.softcap
@@ -169,24 +177,33 @@ class SparsePooling(nn.Module):
             m = m + self.term_bias.to(m.device)
         if self.logit_shift:
             m = m - self.logit_shift
-        if self.input_bonus and present is not None:
-            m = m + self.input_bonus * present.to(m.device, m.dtype)
+        if counts is not None and self.uses_input_ids:
+            n = counts.to(m.device, m.dtype)
+            if self.input_bonus:
+                m = m + self.input_bonus * (n > 0).to(m.dtype)
+            if self.tf_bonus:
+                m = m + self.tf_bonus * torch.log(n.clamp(min=1.0))
         return m
+
+    @staticmethod
+    def token_counts(input_ids: torch.Tensor, pool_mask: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """[B, V] float: how often each id occurs at the row's pooled positions (echo: its second copy)."""
+        out = torch.zeros(input_ids.shape[0], vocab_size, device=input_ids.device)
+        return out.scatter_add_(1, input_ids.clamp(0, vocab_size - 1), pool_mask.to(out.dtype))
 
     @staticmethod
     def presence(input_ids: torch.Tensor, pool_mask: torch.Tensor, vocab_size: int) -> torch.Tensor:
         """[B, V] float: 1 where the id occurs at a pooled position of the row (echo: its second copy)."""
-        out = torch.zeros(input_ids.shape[0], vocab_size, device=input_ids.device)
-        return out.scatter_reduce_(1, input_ids.clamp(0, vocab_size - 1), pool_mask.to(out.dtype), reduce="amax")
+        return (SparsePooling.token_counts(input_ids, pool_mask, vocab_size) > 0).float()
 
     def forward(self, hidden, pool_mask, lm_head, allowed: torch.Tensor | None = None,
                 input_ids: torch.Tensor | None = None) -> torch.Tensor:
-        present = None
-        if self.input_bonus:
+        counts = None
+        if self.uses_input_ids:
             if input_ids is None:
-                raise ValueError("input_bonus needs the input_ids")
-            present = self.presence(input_ids, pool_mask, lm_head.weight.shape[0])
-        w = torch.log1p(torch.relu(self.activations(self.max_logits(hidden, pool_mask, lm_head), present)))
+                raise ValueError("input_bonus / tf_bonus need the input_ids")
+            counts = self.token_counts(input_ids, pool_mask, lm_head.weight.shape[0])
+        w = torch.log1p(torch.relu(self.activations(self.max_logits(hidden, pool_mask, lm_head), counts)))
         # -inf rows (no pooled token) -> relu -> 0
         if allowed is not None:
             w = w * allowed.to(w.device, w.dtype)
@@ -195,7 +212,7 @@ class SparsePooling(nn.Module):
 
 def naive_sparse_pooling(logits: torch.Tensor, pool_mask: torch.Tensor, allowed=None, logit_norm: str = "none",
                          term_bias=None, logit_shift: float = 0.0, input_ids=None,
-                         input_bonus: float = 0.0) -> torch.Tensor:
+                         input_bonus: float = 0.0, tf_bonus: float = 0.0) -> torch.Tensor:
     """Reference: full B x L x V logits, (log_softmax), + bias - shift (+ bonus for the text's own pooled tokens),
     log1p(relu), masked max. Only for tests and benchmarks."""
     z = logits.float()
@@ -203,14 +220,15 @@ def naive_sparse_pooling(logits: torch.Tensor, pool_mask: torch.Tensor, allowed=
         z = torch.log_softmax(z, -1)
     if term_bias is not None:
         z = z + term_bias
-    if input_bonus:
+    if input_bonus or tf_bonus:
         b, l, v = z.shape
-        own = torch.zeros(b, v)
+        count = torch.zeros(b, v)
         for i in range(b):
             for t in range(l):
                 if pool_mask[i, t]:
-                    own[i, int(input_ids[i, t])] = 1.0
-        z = z + input_bonus * own.unsqueeze(1)
+                    count[i, int(input_ids[i, t])] += 1.0
+        bonus = torch.where(count > 0, input_bonus + tf_bonus * torch.log(count.clamp(min=1.0)), 0.0)
+        z = z + bonus.unsqueeze(1)
     w = torch.log1p(torch.relu(z - logit_shift)) * pool_mask.unsqueeze(-1).float()
     w = w.amax(1)
     if allowed is not None:

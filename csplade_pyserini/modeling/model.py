@@ -63,7 +63,7 @@ def make_bidirectional(causal_lm) -> None:
 class CspladeModel(nn.Module):
     def __init__(self, lm, tokenizer, variant: str = "causal", chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
                  logit_shift: float = 0.0, lowercase: bool = False, logit_norm: str = "none",
-                 term_bias: torch.Tensor | None = None, input_bonus: float = 0.0):
+                 term_bias: torch.Tensor | None = None, input_bonus: float = 0.0, tf_bonus: float = 0.0):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -79,7 +79,7 @@ class CspladeModel(nn.Module):
         if term_bias is not None and term_bias.shape != (head.weight.shape[0],):
             raise ValueError(f"term_bias has shape {tuple(term_bias.shape)}, the LM head has {head.weight.shape[0]} rows")
         self.pooling = SparsePooling(chunk_tokens, softcap=softcap, logit_shift=logit_shift, logit_norm=logit_norm,
-                                     term_bias=term_bias, input_bonus=input_bonus)
+                                     term_bias=term_bias, input_bonus=input_bonus, tf_bonus=tf_bonus)
         self.special_ids = self.terms.special_ids
         bos = tokenizer.bos_token_id
         probe = tokenizer("a")["input_ids"]
