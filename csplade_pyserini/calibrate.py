@@ -4,21 +4,23 @@
         --corpus ../shared/data/scifact/corpus.jsonl --output runs/echo-calibrated \\
         --tune-topics scifact-train --tune-qrels scifact-train
 
-Unsupervised, minutes on a CPU, no gradient. It encodes a seeded sample of the corpus with the encoder's model and
-pools per-position log-probabilities (``logit_norm: log_softmax``) instead of raw logits, takes each term's mean
-pooled score over the sample (mu[v]), and writes a new encoder whose weights are
+Unsupervised, minutes on a CPU, no gradient through the model. It encodes a seeded sample of the corpus with the
+encoder's model and pools per-position log-probabilities (``logit_norm: log_softmax``) instead of raw logits, takes
+each term's mean pooled score over the sample (mu[v]), and writes a new encoder whose weights are
 
     w[v] = log1p(relu(max over positions of log p(v | position) - mu[v] - margin))
 
-so a term counts only where the text makes it e^margin times more likely than it usually is (``term_bias`` =
--mu, ``logit_shift`` = margin; see modeling/head.SparsePooling). The text's own tokens may get a lower cut,
-margin - bonus (``input_bonus``), lowered further by tf_bonus * log(n) for a token the text has n times
-(``tf_bonus``: term frequency, which max pooling lacks). Margin, bonus and tf bonus are given, or chosen on a grid
-by nDCG@10 of training queries (``--tune-topics/--tune-qrels``: never the test split) against the sample plus
-their judged passages: the largest margin within ``--tolerance`` of the best (sparser vectors, faster queries),
-then the best bonus and tf bonus at that margin. The output directory is a complete encoder (card, term_bias.safetensors, the source's adapters):
-search with it, train it further (``python -m csplade_pyserini.train --encoder OUTPUT --train_term_bias true``),
-or ship it.
+so a term counts only where the text makes it e^margin times more likely than it usually is (``term_bias`` = -mu,
+``logit_shift`` = margin; see modeling/head.SparsePooling). The text's own tokens may get a lower cut, margin -
+bonus (``input_bonus``), lowered further by tf_bonus * log(n) for a token the text has n times (``tf_bonus``: term
+frequency, which max pooling lacks). Margin, bonus and tf bonus are given, or chosen on a grid by nDCG@10 of
+training queries (``--tune-topics/--tune-qrels``: never the test split) against the sample plus their judged
+passages: the largest margin within ``--tolerance`` of the best (sparser vectors, faster queries), then the best
+bonus and tf bonus at that margin. ``--fit-steps N`` then trains the term bias alone, contrastively, on the tuning
+queries' pooled scores (exact without a forward pass, because the bias commutes with the max; seconds per step on a
+CPU), keeping the step that is best on a held-out third of those queries. The output directory is a complete
+encoder (card, term_bias.safetensors, the source's adapters): search with it, train it further (``python -m
+csplade_pyserini.train --encoder OUTPUT --train_term_bias true``), or ship it.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from .cli import UsageError, run
 
 DEFAULT_MARGINS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0)
 DEFAULT_BONUSES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0)
-DEFAULT_TF_BONUSES = (0.0, 3.0, 6.0)
+DEFAULT_TF_BONUSES = (0.0, 3.0, 6.0, 9.0)
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -147,6 +149,13 @@ class ScoreCache:
             torch.save(self.parts, self.path)
 
 
+def _top_k(w: torch.Tensor, top_k: int) -> torch.Tensor:
+    if top_k and top_k < w.shape[1]:
+        v, i = w.topk(top_k, dim=1)
+        w = torch.zeros_like(w).scatter_(1, i, v)
+    return w
+
+
 def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Tensor, top_k: int,
             own: torch.Tensor | None = None, bonus: float = 0.0, tf_bonus: float = 0.0) -> torch.Tensor:
     """The calibrated head's weights from pooled scores z [N, V]; ``own`` holds the text's own token counts (a 0/1
@@ -158,11 +167,67 @@ def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Ten
             a = a + bonus * (n > 0).float()
         if tf_bonus:
             a = a + tf_bonus * torch.log(n.clamp(min=1.0))
-    w = torch.log1p(torch.relu(a)) * allowed
-    if top_k and top_k < w.shape[1]:
-        v, i = w.topk(top_k, dim=1)
-        w = torch.zeros_like(w).scatter_(1, i, v)
-    return w
+    return _top_k(torch.log1p(torch.relu(a)) * allowed, top_k)
+
+
+def fit_term_bias(zq, own_q, zd, own_d, positives: torch.Tensor, mu: torch.Tensor, allowed: torch.Tensor,
+                  margin: float, bonus: float, tf_bonus: float, steps: int, lr: float = 0.01, l2: float = 1e-3,
+                  holdout: float = 1 / 3, seed: int = 13, eval_every: int = 5, score=None, log=print):
+    """Contrastive training of the per-term bias alone, on pooled scores (no forward pass): exact, because the
+    bias is constant over positions and so commutes with the max. InfoNCE of each query over all passages (its
+    judged ones positive, every other passage negative, a learned temperature), Adam on the offset from -mu with an
+    L2 pull back to it. A seeded ``holdout`` share of the queries, and their judged passages, are kept out of the
+    loss; the offset kept is the
+    one of the evaluation step (every ``eval_every``) with the best held-out ``score(wq, wd, rows)`` (step 0, the
+    calibrated bias, included). Returns (term bias, a record of the curve)."""
+    n = zq.shape[0]
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    held = sorted(order[:int(round(n * holdout))])
+    fit = sorted(order[int(round(n * holdout)):])
+    if not fit or not held:
+        raise UsageError(f"--fit-steps needs at least 2 tuning queries with judged passages, got {n}")
+    nq, nd = own_q.float(), own_d.float()
+    own_act_q = (bonus * (nq > 0).float() + tf_bonus * torch.log(nq.clamp(min=1.0))) - margin
+    own_act_d = (bonus * (nd > 0).float() + tf_bonus * torch.log(nd.clamp(min=1.0))) - margin
+    base = -mu
+    delta = torch.zeros_like(base, requires_grad=True)
+    log_temp = torch.zeros((), requires_grad=True)
+    opt = torch.optim.Adam([delta, log_temp], lr=lr)
+    pos = positives[fit].bool()
+    # the held-out queries' judged passages are left out of the loss (unless a fit query judges them too): as
+    # negatives they would teach the bias to bury exactly what the held-out check looks for
+    keep = ~(positives[held].bool().any(0) & ~pos.any(0))
+
+    def vectors(b, rows=None):
+        q = zq if rows is None else zq[rows]
+        aq = own_act_q if rows is None else own_act_q[rows]
+        return (torch.log1p(torch.relu(q + b + aq)) * allowed, torch.log1p(torch.relu(zd + b + own_act_d)) * allowed)
+
+    curve, best = [], (None, None, base.clone())
+    for step in range(steps + 1):
+        if step % eval_every == 0 or step == steps:
+            with torch.no_grad():
+                wq, wd = vectors(base + delta)
+                held_score, fit_score = score(wq, wd, held), score(wq, wd, fit)
+            curve.append({"step": step, "held_out_ndcg@10": round(held_score, 4), "fit_ndcg@10": round(fit_score, 4)})
+            log(f"[calibrate] fit step {step}: nDCG@10 {held_score:.4f} held out ({len(held)} queries), "
+                f"{fit_score:.4f} fit ({len(fit)})")
+            if best[0] is None or held_score > best[0]:
+                best = (held_score, step, (base + delta).detach().clone())
+        if step == steps:
+            break
+        wq, wd = vectors(base + delta, fit)
+        sc = ((wq @ wd.T) * log_temp.exp()).masked_fill(~keep, float("-inf"))
+        loss = (torch.logsumexp(sc, 1) - torch.logsumexp(sc.masked_fill(~pos, float("-inf")), 1)).mean()
+        loss = loss + l2 * (delta ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    record = {"steps": steps, "lr": lr, "l2": l2, "holdout_queries": len(held), "fit_queries": len(fit),
+              "fit_passages": int(keep.sum()),
+              "best_step": best[1], "held_out_ndcg@10": round(best[0], 4), "curve": curve}
+    return best[2], record
 
 
 def pick_margin(grid: list[dict], tolerance: float) -> tuple[float, float, float]:
@@ -179,12 +244,12 @@ def pick_margin(grid: list[dict], tolerance: float) -> tuple[float, float, float
 
 def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None = None, passages: int = 2000,
               seed: int = 13, margin: float | None = None, margins=DEFAULT_MARGINS, bonus: float | None = None,
-              bonuses=DEFAULT_BONUSES, tune_topics: str | None = None, tf_bonus: float | None = None,
-              tf_bonuses=DEFAULT_TF_BONUSES,
+              bonuses=DEFAULT_BONUSES, tune_topics: str | None = None,
               tune_qrels: str | None = None, max_tune_queries: int = 0, batch_size: int = 16,
               device: str | None = None, card_overrides: dict | None = None, overwrite: bool = False,
               command: str | None = None, tolerance: float = 0.01, scores_cache: str | None = None,
-              log=print) -> Path:
+              log=print, tf_bonus: float | None = None, tf_bonuses=DEFAULT_TF_BONUSES, fit_steps: int = 0,
+              fit_lr: float = 0.01, fit_l2: float = 1e-3) -> Path:
     from .corpus import check_jsonl_corpus, corpus_files, doc_id, record_text
     from .encoder import CspladeEncoder, resolve_card
     from .modeling.card import TERM_BIAS_KEY, EncoderCard
@@ -194,6 +259,8 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         raise UsageError("give either --margin or --tune-topics (with --tune-qrels)")
     if tune_topics and bonus is not None:
         raise UsageError("--input-bonus goes with --margin; with --tune-topics the bonus is tuned (--bonuses)")
+    if fit_steps and not tune_topics:
+        raise UsageError("--fit-steps trains the term bias on the tuning queries: give --tune-topics/--tune-qrels")
     if tune_topics and tf_bonus is not None:
         raise UsageError("--tf-bonus goes with --margin; with --tune-topics the tf bonus is tuned (--tf-bonuses)")
     if tune_topics and not tune_qrels:
@@ -270,6 +337,22 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         margin, bonus, tf_bonus = pick_margin(grid, tolerance)
     bonus = float(bonus or 0.0)
     tf_bonus = float(tf_bonus or 0.0)
+    term_bias, fit = -mu, None
+    if fit_steps:
+        col = {d: j for j, d in enumerate(dids)}
+        positives = torch.zeros(len(qids), len(dids), dtype=torch.bool)
+        for i, q in enumerate(qids):
+            for d, r in qrels[q].items():
+                if r > 0 and d in col:
+                    positives[i, col[d]] = True
+
+        def score(wq, wd, rows):
+            return ndcg_at_k(_top_k(wq[rows], card.query_top_k) @ _top_k(wd, card.passage_top_k).T,
+                             [qids[i] for i in rows], dids, qrels)
+
+        term_bias, fit = fit_term_bias(zq, own_q, zd, own_d, positives, mu, allowed, margin, bonus, tf_bonus,
+                                       fit_steps, fit_lr, fit_l2, seed=seed, score=score, log=log)
+        term_bias = torch.where(allowed.bool(), term_bias, torch.zeros_like(term_bias))
     store.save()
 
     from safetensors.torch import save_file
@@ -281,11 +364,13 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     for i, src in enumerate(source.adapter_paths()):
         shutil.copytree(src, tmp / f"stage{i + 1}")
         chain.append(f"stage{i + 1}")
-    save_file({TERM_BIAS_KEY: (-mu).contiguous()}, str(tmp / "term_bias.safetensors"))
+    save_file({TERM_BIAS_KEY: term_bias.contiguous()}, str(tmp / "term_bias.safetensors"))
     record = {"stage": "calibrate", "command": command, "passages": len(sample), "seed": seed,
               "tolerance": tolerance if tune else None,
               "corpora": [str(c) for c in corpora],
               "margin": margin, "input_bonus": bonus, "tf_bonus": tf_bonus, "tuned_on": tune_topics, "grid": grid}
+    if fit:
+        record["fit_term_bias"] = fit
     if source.training:
         record["previous"] = source.training
     from .modeling.backbone import resolve_base, weights_sha256
@@ -294,7 +379,10 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     description = (f"{source.name} ({card.variant}) with a calibrated head: pooled per-position log-probabilities, "
                    f"term bias = minus the mean over {len(sample)} passages of {names}, margin {margin:g}"
                    f"{f', input bonus {bonus:g}' if bonus else ''}{f', tf bonus {tf_bonus:g}' if tf_bonus else ''}"
-                   f"{f' (tuned on {tune_topics})' if tune_topics else ''}; no gradient training.")
+                   f"{f' (tuned on {tune_topics})' if tune_topics else ''}"
+                   + (f"; then the term bias alone trained contrastively on the tuning queries' pooled scores "
+                      f"({fit['best_step']} of {fit['steps']} steps, chosen on {fit['holdout_queries']} held-out "
+                      f"queries); the model is untouched." if fit else "; no gradient training."))
     new = EncoderCard(**{**card.to_dict(), "name": out.name, "term_bias": "term_bias.safetensors",
                          "base_sha256": source.base_sha256 or weights_sha256(resolve_base(card.base_ref())),
                          "description": description,
@@ -336,6 +424,13 @@ def build_parser():
     p.add_argument("--tf-bonuses", default=",".join(f"{b:g}" for b in DEFAULT_TF_BONUSES),
                    help="tf bonuses tried at every margin and bonus with --tune-topics (comma-separated; 0 = count "
                         "each token once)")
+    p.add_argument("--fit-steps", type=int, default=0,
+                   help="then train the per-term bias contrastively for up to this many full-batch steps on the "
+                        "tuning queries' pooled scores (seconds per step; no forward pass), keeping the step that is "
+                        "best on a held-out third of them (0: the corpus-mean bias as is)")
+    p.add_argument("--fit-lr", type=float, default=0.01, help="Adam learning rate of --fit-steps (default 0.01)")
+    p.add_argument("--fit-l2", type=float, default=1e-3,
+                   help="L2 pull of the fitted bias back to the corpus-mean one (default 1e-3)")
     p.add_argument("--tolerance", type=float, default=0.01,
                    help="pick the largest margin within this much nDCG@10 of the best (sparser; default 0.01)")
     p.add_argument("--tune-topics", default=None, help="training topics to choose the margin on (never a test split)")
@@ -370,7 +465,7 @@ def _main(argv=None):
               a.tune_qrels, a.max_tune_queries, a.batch_size, a.device, parse_card_overrides(a.card), a.overwrite,
               command=" ".join(["python -m csplade_pyserini.calibrate"] + [shlex.quote(x) for x in args]),
               tolerance=a.tolerance, scores_cache=a.scores_cache, tf_bonus=a.tf_bonus,
-              tf_bonuses=grids["--tf-bonuses"],
+              tf_bonuses=grids["--tf-bonuses"], fit_steps=a.fit_steps, fit_lr=a.fit_lr, fit_l2=a.fit_l2,
               log=lambda s: print(s, file=sys.stderr))
 
 

@@ -30,6 +30,8 @@ def training_summary(card: dict | None) -> str:
         if s.get("stage") == "calibrate":
             bonus = f", bonus {s['input_bonus']:g}" if s.get("input_bonus") else ""
             bonus += f", tf bonus {s['tf_bonus']:g}" if s.get("tf_bonus") else ""
+            fit = s.get("fit_term_bias")
+            bonus += f"; term bias fitted, {fit['best_step']} steps" if fit else ""
             margin = f", margin {s['margin']:g}" if s.get("margin") is not None else ""
             return f"calibrate ({s.get('passages')} passages{margin}{bonus})"
         return f"{s.get('stage')} {s.get('steps')}"

@@ -250,3 +250,63 @@ def test_tf_bonus_calibrate_weights_equal_the_written_encoder(tmp_path, tiny_che
     with pytest.raises(cal.UsageError, match="--tf-bonus goes with --margin"):
         cal.calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "x"), tune_topics="t", tune_qrels="q",
                       tf_bonus=1.0, log=lambda s: None)
+
+
+def test_fit_steps_train_the_term_bias_on_held_out_choice(tmp_path, tiny_checkpoint):
+    """--fit-steps: the bias moves, the kept step is the best held-out one of the recorded curve, the card says so;
+    without tuning queries it is a usage error."""
+    from safetensors.torch import load_file
+
+    from csplade_pyserini.calibrate import calibrate
+    from csplade_pyserini.cli import UsageError
+    from csplade_pyserini.encoder import CspladeEncoder
+
+    corpus, topics, qrels = _corpus(tmp_path)
+    kw = dict(variant="echo", passages=100, margins=(0.5,), bonuses=(1.0,), tf_bonuses=(0.0,),
+              tune_topics=str(topics), tune_qrels=str(qrels), device="cpu", log=lambda s: None)
+    plain = calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "plain"), **kw)
+    fitted = calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "fit"), fit_steps=10, fit_lr=0.05, **kw)
+    fit = json.loads((fitted / "card.json").read_text())["training"]["fit_term_bias"]
+    held = [c["held_out_ndcg@10"] for c in fit["curve"]]
+    assert [c["step"] for c in fit["curve"]] == [0, 5, 10] and fit["held_out_ndcg@10"] == max(held)
+    assert fit["best_step"] == fit["curve"][held.index(max(held))]["step"]
+    assert fit["holdout_queries"] + fit["fit_queries"] > 0
+    b0 = load_file(str(plain / "term_bias.safetensors"))["term_bias"]
+    b1 = load_file(str(fitted / "term_bias.safetensors"))["term_bias"]
+    assert torch.equal(b0, b1) == (fit["best_step"] == 0)
+    assert "trained contrastively" in json.loads((fitted / "card.json").read_text())["description"]
+    assert CspladeEncoder.load(str(fitted), device="cpu").encode(["brain cancer"], side="query")
+    with pytest.raises(UsageError, match="--fit-steps"):
+        calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "x"), margin=1.0, fit_steps=3,
+                  log=lambda s: None)
+
+
+def test_fit_term_bias_improves_held_out_queries():
+    """Synthetic pooled scores: query i and passage i share term i; one noise term is strong everywhere and scrambles
+    the ranking. Fitting the bias on two thirds of the queries (through the shared noise term: the held-out pairs'
+    own terms get no gradient) ranks the held-out third better."""
+    from csplade_pyserini.calibrate import fit_term_bias, ndcg_at_k
+
+    g = torch.Generator().manual_seed(0)
+    n, v = 30, 31
+    zq = torch.full((n, v), -5.0)
+    zd = torch.full((n, v), -5.0)
+    zq[range(n), range(n)] = 1.0
+    zd[range(n), range(n)] = 1.0
+    zq[:, n] = 3.0 + torch.rand(n, generator=g) * 3
+    zd[:, n] = 3.0 + torch.rand(n, generator=g) * 3
+    qids, dids = [f"q{i}" for i in range(n)], [f"d{i}" for i in range(n)]
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(n)}
+    none = torch.zeros(n, v, dtype=torch.uint8)
+
+    def score(wq, wd, rows):
+        return ndcg_at_k(wq[rows] @ wd.T, [qids[i] for i in rows], dids, qrels)
+
+    bias, rec = fit_term_bias(zq, none, zd, none, torch.eye(n, dtype=torch.bool), torch.zeros(v), torch.ones(v),
+                              margin=0.0, bonus=0.0, tf_bonus=0.0, steps=80, lr=0.3, l2=0.0, score=score,
+                              log=lambda s: None)
+    start = rec["curve"][0]["held_out_ndcg@10"]
+    assert start < 0.6 and rec["held_out_ndcg@10"] > start + 0.15 and rec["best_step"] > 0
+    assert bias[n] != 0 and int((bias[:n] == 0).sum()) == rec["holdout_queries"] == 10, \
+        "only the fit pairs' terms and the shared noise term move"
+    assert rec["fit_passages"] == 20, "the held-out queries' passages are not negatives of the fit"
