@@ -72,35 +72,31 @@ def read_qrels(path) -> dict:
 
 @torch.inference_mode()
 def pooled_scores(encoder, texts: list[str], side: str, batch_size: int, desc: str):
-    """([N, V] float32, [N, V] bool): max over each text's pooled positions of the head's pooled score (no bias,
-    no shift), and which ids are the text's own pooled tokens."""
+    """[N, V] float32: max over each text's pooled positions of the head's pooled score (no bias, no shift, no
+    bonus; the text's own tokens are ``own_counts``)."""
     from tqdm import tqdm
-
-    from .modeling.head import SparsePooling
 
     model = encoder.model
     vocab = model.lm_head.weight.shape[0]
     if not texts:
-        return torch.empty(0, vocab), torch.zeros(0, vocab, dtype=torch.bool)
+        return torch.empty(0, vocab)
     prefix, max_length, _ = encoder.settings(side)
     toks = model.token_lists(texts, prefix)
     order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
     out = torch.empty(len(texts), vocab)
-    own = torch.zeros(len(texts), vocab, dtype=torch.bool)
     with tqdm(total=len(texts), desc=desc, unit="text", file=sys.stderr) as bar:
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
             f = model.features([toks[i] for i in idx], max_length).to(model.device)
             h = model.hidden_states(f.input_ids, f.attention_mask)
             out[idx] = model.pooling.max_logits(h, f.pool_mask, model.lm_head).float().cpu()
-            own[idx] = SparsePooling.presence(f.input_ids, f.pool_mask, vocab).bool().cpu()
             bar.update(len(idx))
-    return out, own
+    return out
 
 
 def own_counts(encoder, texts: list[str], side: str) -> torch.Tensor:
     """[N, V] uint8: how often each id occurs at the text's pooled positions (saturating at 255), from the
-    tokenizer alone (no forward pass), with the same truncation as encoding."""
+    tokenizer alone (no forward pass, so a score cache serves any bonus), with the same truncation as encoding."""
     from .modeling.head import SparsePooling
 
     model = encoder.model
@@ -136,12 +132,12 @@ class ScoreCache:
         key = hashlib.sha256(json.dumps([self.card, side, texts], sort_keys=True).encode()).hexdigest()
         hit = self.parts.get(name)
         if hit is not None and hit["key"] == key:
-            return hit["scores"], hit["own"]
-        scores, own = pooled_scores(encoder, texts, side, batch_size, f"calibrate: {name}")
+            return hit["scores"]  # (caches written before the tf bonus also hold presence masks: unused)
+        scores = pooled_scores(encoder, texts, side, batch_size, f"calibrate: {name}")
         if self.path is not None:
-            self.parts[name] = {"key": key, "scores": scores, "own": own}
+            self.parts[name] = {"key": key, "scores": scores}
             self.changed = True
-        return scores, own
+        return scores
 
     def save(self):
         if self.path is not None and self.changed:
@@ -158,15 +154,13 @@ def _top_k(w: torch.Tensor, top_k: int) -> torch.Tensor:
 
 def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Tensor, top_k: int,
             own: torch.Tensor | None = None, bonus: float = 0.0, tf_bonus: float = 0.0) -> torch.Tensor:
-    """The calibrated head's weights from pooled scores z [N, V]; ``own`` holds the text's own token counts (a 0/1
-    presence mask is the tf-less case), as modeling/head.SparsePooling computes them."""
+    """The calibrated head's weights from pooled scores z [N, V]; ``own`` holds the text's own token counts
+    (``own_counts``), turned into the head's bonus by modeling/head.own_token_bonus."""
+    from .modeling.head import own_token_bonus
+
     a = z - mu - margin
     if own is not None and (bonus or tf_bonus):
-        n = own.float()
-        if bonus:
-            a = a + bonus * (n > 0).float()
-        if tf_bonus:
-            a = a + tf_bonus * torch.log(n.clamp(min=1.0))
+        a = a + own_token_bonus(own, bonus, tf_bonus)
     return _top_k(torch.log1p(torch.relu(a)) * allowed, top_k)
 
 
@@ -187,9 +181,10 @@ def fit_term_bias(zq, own_q, zd, own_d, positives: torch.Tensor, mu: torch.Tenso
     fit = sorted(order[int(round(n * holdout)):])
     if not fit or not held:
         raise UsageError(f"--fit-steps needs at least 2 tuning queries with judged passages, got {n}")
-    nq, nd = own_q.float(), own_d.float()
-    own_act_q = (bonus * (nq > 0).float() + tf_bonus * torch.log(nq.clamp(min=1.0))) - margin
-    own_act_d = (bonus * (nd > 0).float() + tf_bonus * torch.log(nd.clamp(min=1.0))) - margin
+    from .modeling.head import own_token_bonus
+
+    own_act_q = own_token_bonus(own_q, bonus, tf_bonus) - margin
+    own_act_d = own_token_bonus(own_d, bonus, tf_bonus) - margin
     base = -mu
     delta = torch.zeros_like(base, requires_grad=True)
     log_temp = torch.zeros((), requires_grad=True)
@@ -307,19 +302,19 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         tune = (qids, topics, qrels, judged)
 
     store = ScoreCache(scores_cache, card)
-    z, own_s = store.get("passages", enc, [records[key] for key in sample], "passage", batch_size)
+    z = store.get("passages", enc, [records[key] for key in sample], "passage", batch_size)
     mu = z.mean(0)
     allowed = enc.model.allowed.float().cpu()
     mu = torch.where(allowed.bool(), mu, torch.zeros_like(mu))
     grid = []
     if tune:
         qids, topics, qrels, judged = tune
-        zj, own_j = store.get("judged passages", enc, [records[key] for key in judged], "passage", batch_size)
-        zq, _ = store.get("tuning queries", enc, [topics[q] for q in qids], "query", batch_size)
+        zj = store.get("judged passages", enc, [records[key] for key in judged], "passage", batch_size)
+        zq = store.get("tuning queries", enc, [topics[q] for q in qids], "query", batch_size)
         first = [i for i, (k, _) in enumerate(sample) if k == 0]
         zd = torch.cat([z[first], zj])
         dids = [sample[i][1] for i in first] + [d for _, d in judged]
-        # own-token counts from the tokenizer (seconds; the cache's presence masks predate the tf bonus)
+        # own-token counts from the tokenizer (seconds), not from the cache
         own_q = own_counts(enc, [topics[q] for q in qids], "query")
         own_d = own_counts(enc, [records[sample[i]] for i in first] + [records[key] for key in judged], "passage")
         for m in margins:

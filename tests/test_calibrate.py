@@ -19,7 +19,7 @@ def _corpus(tmp_path):
 
 
 def test_calibrate_writes_an_encoder_with_the_corpus_mean_as_bias(tmp_path, tiny_checkpoint):
-    from csplade_pyserini.calibrate import calibrate, pooled_scores
+    from csplade_pyserini.calibrate import calibrate, own_counts, pooled_scores
     from csplade_pyserini.encoder import CspladeEncoder
 
     corpus, topics, qrels = _corpus(tmp_path)
@@ -42,7 +42,8 @@ def test_calibrate_writes_an_encoder_with_the_corpus_mean_as_bias(tmp_path, tiny
     enc = CspladeEncoder.load(str(out), device="cpu")
     # the bias is minus the mean pooled log-probability over the corpus (every passage: the sample is all of it)
     plain = CspladeEncoder.load(str(out), device="cpu", term_bias="", logit_shift=0.0)  # "": no bias
-    z, own = pooled_scores(plain, [p for _, p in TOPICS], "passage", 4, "test")
+    z = pooled_scores(plain, [p for _, p in TOPICS], "passage", 4, "test")
+    own = own_counts(plain, [p for _, p in TOPICS], "passage")
     toks = plain.model.token_lists([TOPICS[0][1]], plain.card.passage_prefix)[0]
     assert set(own[0].nonzero().flatten().tolist()) == {i for i, f in zip(*toks) if f}
     allowed = enc.model.allowed.bool()
@@ -167,7 +168,7 @@ def test_calibrate_on_two_corpora_shares_the_sample(tmp_path, tiny_checkpoint):
     first = [texts[i] for i in sorted(random.Random(13).sample(range(len(texts)), 3))]
     others = [json.loads(l)["text"] for l in open(other)]
     second = [others[i] for i in sorted(random.Random(13).sample(range(3), 2))]
-    z, _ = pooled_scores(enc, first + second, "passage", 4, "test")
+    z = pooled_scores(enc, first + second, "passage", 4, "test")
     bias = CspladeEncoder.load(str(out), device="cpu").model.pooling.term_bias
     allowed = enc.model.allowed.bool()
     torch.testing.assert_close(bias[allowed], -z.mean(0)[allowed], rtol=1e-5, atol=1e-5)
@@ -237,7 +238,7 @@ def test_tf_bonus_calibrate_weights_equal_the_written_encoder(tmp_path, tiny_che
     enc = CspladeEncoder.load(str(out), device="cpu")
     assert enc.model.pooling.tf_bonus == 2.0
     texts = ["the cell cell cell divides", "brain cancer cancer"]
-    z, _ = cal.pooled_scores(enc, texts, "passage", 4, "test")  # pooled scores ignore bias/shift/bonus
+    z = cal.pooled_scores(enc, texts, "passage", 4, "test")  # pooled scores ignore bias/shift/bonus
     mu = -load_file(str(out / "term_bias.safetensors"))["term_bias"]
     n = cal.own_counts(enc, texts, "passage")
     assert n.max() >= 2, "the texts repeat a token"

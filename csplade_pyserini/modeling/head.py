@@ -104,6 +104,20 @@ class ChunkedMaxLogits(torch.autograd.Function):
 LOGIT_NORMS = ("none", "log_softmax")
 
 
+def own_token_bonus(counts: torch.Tensor, input_bonus: float, tf_bonus: float) -> torch.Tensor:
+    """[B, V] float: what the head adds to the activation of the text's own tokens, ``input_bonus + tf_bonus *
+    log n`` where the id occurs n > 0 times at the text's pooled positions, 0 elsewhere. ``counts`` is
+    ``SparsePooling.token_counts`` (a 0/1 presence mask gives the tf-less bonus). calibrate uses it too, so its
+    in-memory weights are the head's."""
+    n = counts.float()
+    out = torch.zeros_like(n)
+    if input_bonus:
+        out = out + input_bonus * (n > 0).float()
+    if tf_bonus:
+        out = out + tf_bonus * torch.log(n.clamp(min=1.0))
+    return out
+
+
 class SparsePooling(nn.Module):
     """Hidden states + pooling mask -> vocabulary-sized weights, never materialising B x L x V.
 
@@ -178,11 +192,7 @@ class SparsePooling(nn.Module):
         if self.logit_shift:
             m = m - self.logit_shift
         if counts is not None and self.uses_input_ids:
-            n = counts.to(m.device, m.dtype)
-            if self.input_bonus:
-                m = m + self.input_bonus * (n > 0).to(m.dtype)
-            if self.tf_bonus:
-                m = m + self.tf_bonus * torch.log(n.clamp(min=1.0))
+            m = m + own_token_bonus(counts.to(m.device), self.input_bonus, self.tf_bonus)
         return m
 
     @staticmethod
