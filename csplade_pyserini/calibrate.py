@@ -254,6 +254,8 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         raise UsageError("give either --margin or --tune-topics (with --tune-qrels)")
     if tune_topics and bonus is not None:
         raise UsageError("--input-bonus goes with --margin; with --tune-topics the bonus is tuned (--bonuses)")
+    if fit_steps < 0:
+        raise UsageError(f"--fit-steps must be >= 0 (0: no fit), got {fit_steps}")
     if fit_steps and not tune_topics:
         raise UsageError("--fit-steps trains the term bias on the tuning queries: give --tune-topics/--tune-qrels")
     if tune_topics and tf_bonus is not None:

@@ -280,6 +280,8 @@ def test_fit_steps_train_the_term_bias_on_held_out_choice(tmp_path, tiny_checkpo
     with pytest.raises(UsageError, match="--fit-steps"):
         calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "x"), margin=1.0, fit_steps=3,
                   log=lambda s: None)
+    with pytest.raises(UsageError, match="--fit-steps must be >= 0"):
+        calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "x"), fit_steps=-3, **kw)
 
 
 def test_fit_term_bias_improves_held_out_queries():
