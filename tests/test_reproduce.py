@@ -68,14 +68,26 @@ def test_beir_qrels_conversion(tmp_path):
 
 
 @pytest.mark.slow
-def test_reproduce_runner_fails_then_passes(tmp_path):
+def test_reproduce_runner_fails_then_passes(tmp_path, monkeypatch):
+    import shutil
+
+    import csplade_pyserini.paths as paths
+    from csplade_pyserini.modeling.card import EncoderCard
     from csplade_pyserini.reproduce import main
 
     if not (data_dir() / "vaswani").exists():
         pytest.skip("shared data not found")
     reg = yaml.safe_load((REPO_DIR / "eval/regressions/vaswani-mini-smollm2-135m-causal-base.yaml").read_text())
-    reg.update(name="tiny", subset={"max_docs": 40, "seed": 1, "max_queries": 2},
+    reg.update(name="tiny", subset={"max_docs": 40, "seed": 1, "max_queries": 2}, score_key="tinykey",
                evaluations={"test": {"ndcg@10": 0.9, "r@100": 0.9}})  # wrong on purpose
+    # card scores are written on --accept only: a copy of the card stands in for the shipped one
+    cards = tmp_path / "encoders"
+    shutil.copytree(paths.encoders_dir() / reg["encoder"], cards / reg["encoder"])
+    monkeypatch.setattr(paths, "encoders_dir", lambda: cards)
+
+    def card_scores():
+        return EncoderCard.load(cards / reg["encoder"]).scores.get("tinykey")
+
     (tmp_path / "regs").mkdir()
     path = tmp_path / "regs" / "tiny.yaml"
     path.write_text(yaml.safe_dump(reg))
@@ -99,6 +111,7 @@ def test_reproduce_runner_fails_then_passes(tmp_path):
     main(argv)
     res2 = json.loads((tmp_path / "results" / "tiny.json").read_text())
     assert res2["pass"] is True and res2["seconds"] < res["seconds"]
+    assert card_scores() is None  # a failing and a passing check run leave the card alone
     # --accept writes the measured values into the YAML (comments kept), then plain runs pass again
     reg["evaluations"] = {"test": {"ndcg@10": 0.123}}
     path.write_text("# a comment that must survive\n" + yaml.safe_dump(reg))
@@ -108,4 +121,5 @@ def test_reproduce_runner_fails_then_passes(tmp_path):
     want = {r["metric"]: r["measured"] for r in res2["rows"]}["ndcg@10"]
     assert text.startswith("# a comment") and acc["evaluations"] == {"test": {"ndcg@10": want}}
     assert acc["measured_on"] and acc["measured_on"].endswith(want_dtype) and acc["name"] == "tiny"
+    assert card_scores()["ndcg@10"] == want and card_scores()["setup"] == reg.get("setup", "tiny")
     main(argv)
