@@ -5,7 +5,8 @@
 #   2. train: InfoNCE (in-batch + 1 BM25 negative, batch 8) + light FLOPS, LoRA r16 on the last 10 layers and the
 #      term bias, passages 128 tokens in training, EPOCHS (default 2) passes over the 709 fit queries
 #   3. dev: in-memory nDCG@10 of the starting head and the trained one on the 100 dev queries (passages 256)
-#   4. ship encoders/NAME (passages 256 at encoding time) and run scifact-600 / vaswani-3000 with --accept
+#   4. if it beat the starting head on dev: ship encoders/NAME (passages 256 at encoding time) and run
+#      scifact-600 / vaswani-3000 with --accept
 # Test queries are never used for a choice. Times on 2 Xeon cores: causal ~22 min of training in float32
 # (7.4 s/step; the first causal run, BF16=false); the regressions ~4 min for causal on AMX cores (bf16).
 set -euo pipefail
@@ -30,6 +31,12 @@ VARIANT=$VARIANT bash eval/training/smollm2_shipped_cpu.sh --data-only
 [ -f "$OUT/dev.jsonl" ] || python eval/training/dev_eval.py "$START" "$OUT/encoder" --topics "$DATA/scifact-dev.tsv" \
   --qrels "$DATA/scifact-dev.qrels" --pool 600 --passage-max-length 256 --json "$OUT/dev.jsonl"
 [ "${1:-}" = --no-ship ] && exit 0
+# ship only what beat its starting head on dev (SHIP=1 ships regardless, e.g. as an ablation)
+if [ "${SHIP:-0}" != 1 ] && ! python -c "import json, sys; r = [json.loads(l) for l in open(sys.argv[1])]
+sys.exit(0 if r[-1]['ndcg@10'] > r[-2]['ndcg@10'] else 1)" "$OUT/dev.jsonl"; then
+  echo "[train_fitted] $NAME did not beat $START on dev nDCG@10 ($OUT/dev.jsonl): not shipped (SHIP=1 ships it)"
+  exit 0
+fi
 if [ ! -f "encoders/$NAME/card.json" ] || [ "$OUT/encoder/card.json" -nt "encoders/$NAME/card.json" ]; then
   python -m csplade_pyserini.ship "$OUT/encoder" --name "$NAME" --overwrite --card passage_max_length=256 \
     --description "SmolLM2-135M-Instruct, $VARIANT variant: the $START calibrated head, then contrastive training on 709 SciFact train queries (InfoNCE, in-batch + 1 BM25 negative, batch 8, $EPOCHS epochs, lr $LR cosine, FLOPS 1e-4), LoRA r16 on the last 10 layers + the term bias (lr $BIAS_LR); lowercased, trained on passages of 128 tokens, encodes 256."
