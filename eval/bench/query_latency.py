@@ -26,6 +26,7 @@ def main():
     jvm.bootstrap()
     from csplade_pyserini.encoder import DEFAULT_ENCODER
     from csplade_pyserini.encoders import CspladeQueryEncoder
+    from csplade_pyserini.reproduce import machine_summary
     from csplade_pyserini.topics import load_topics
     from pyserini.search.lucene import LuceneImpactSearcher, LuceneSearcher
 
@@ -69,6 +70,7 @@ def main():
     bm25_qps = len(texts) / (time.perf_counter() - t0)
     rows = {name: {f"p{q}_ms": 1000 * pct(xs, q) for q in (50, 90, 99)} for name, xs in
             (("csplade encode", t_enc), ("csplade search", t_search), ("csplade total", t_total), ("bm25 total", t_bm25))}
+    print(f"{a.encoder} ({enc.card.dtype}) on {machine_summary()}")
     print(f"{len(texts)} queries, top {a.hits}, index {a.index}; load {open('/proc/loadavg').read().split()[:3]}")
     print(f"{'':<16} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
     for name, r in rows.items():
@@ -78,7 +80,8 @@ def main():
           f"({threads} threads)")
     Path(a.output).write_text(json.dumps({"queries": len(texts), "hits": a.hits, "index": a.index, "latency": rows,
                                           "p50_ratio": ratio, "batch_qps": {"csplade": csplade_qps, "bm25": bm25_qps},
-                                          "encoder": a.encoder, "load": open("/proc/loadavg").read().split()[:3]},
+                                          "encoder": a.encoder, "dtype": enc.card.dtype, "machine": machine_summary(),
+                                          "load": open("/proc/loadavg").read().split()[:3]},
                                          indent=2) + "\n")
 
 
