@@ -70,7 +70,8 @@ def main():
     bm25_qps = len(texts) / (time.perf_counter() - t0)
     rows = {name: {f"p{q}_ms": 1000 * pct(xs, q) for q in (50, 90, 99)} for name, xs in
             (("csplade encode", t_enc), ("csplade search", t_search), ("csplade total", t_total), ("bm25 total", t_bm25))}
-    print(f"{a.encoder} ({enc.card.dtype}) on {machine_summary()}")
+    machine = machine_summary()
+    print(f"{a.encoder} ({enc.card.dtype}) on {machine}")
     print(f"{len(texts)} queries, top {a.hits}, index {a.index}; load {open('/proc/loadavg').read().split()[:3]}")
     print(f"{'':<16} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
     for name, r in rows.items():
@@ -80,7 +81,7 @@ def main():
           f"({threads} threads)")
     Path(a.output).write_text(json.dumps({"queries": len(texts), "hits": a.hits, "index": a.index, "latency": rows,
                                           "p50_ratio": ratio, "batch_qps": {"csplade": csplade_qps, "bm25": bm25_qps},
-                                          "encoder": a.encoder, "dtype": enc.card.dtype, "machine": machine_summary(),
+                                          "encoder": a.encoder, "dtype": enc.card.dtype, "machine": machine,
                                           "load": open("/proc/loadavg").read().split()[:3]},
                                          indent=2) + "\n")
 

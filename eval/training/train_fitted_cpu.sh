@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Contrastive LoRA training from a shipped calibrated + fitted head (VARIANT=causal|echo), sized for 2 CPU cores,
+# Contrastive LoRA training from a shipped calibrated head (VARIANT=causal|echo|bi; START defaults to the variant's
+# -fitted card, e.g. START=smollm2-135m-bi-calibrated for bi), sized for 2 CPU cores,
 # then the dev check, the ship and the two regressions. Every step skips or resumes finished work when rerun.
 #   1. dev split of SciFact train (709 fit / 100 dev queries) and BM25 negatives for the fit queries (30 each)
 #   2. train: InfoNCE (in-batch + 1 BM25 negative, batch 8) + light FLOPS, LoRA r16 on the last 10 layers and the
