@@ -78,6 +78,9 @@ def add_encoder_args(p: argparse.ArgumentParser, side: str = "passage"):
                    help=f"max tokens per {side} (default: the card's {side}_max_length)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (GPU if present; default: auto)")
     p.add_argument("--fp16", action="store_true", help="float16 weights (GPU); the default is the card's dtype")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model body (first batches slow while it compiles, then faster; "
+                        "worth it for many small batches, e.g. single queries)")
     p.add_argument("--top-k", type=int, default=None, help=f"override the card's {side}_top_k (terms kept per text)")
     p.add_argument("--quantization-scale", type=float, default=None,
                    help="override the card's quantization_scale (index int = round(weight x scale))")

@@ -76,7 +76,8 @@ def encoder_identity(encoder, card_overrides=None, max_length=None) -> str:
 
 def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields=("text",), docid_field=None,
                   delimiter="\n", shard_id=0, shard_num=1, batch_size=32, max_length=None, device="auto",
-                  fp16=False, overwrite=False, card_overrides=None, quiet=False, resume=False) -> dict:
+                  fp16=False, overwrite=False, card_overrides=None, quiet=False, resume=False,
+                  compile=False) -> dict:
     """Encode (one shard of) a corpus; returns the summary counts. Raises on any lost or duplicated document.
 
     With ``resume``: a finished shard (file + manifest with a matching checksum) is skipped, and an interrupted
@@ -118,7 +119,8 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     end = check.n_docs if shard_id == shard_num - 1 else start + size
     n_in = end - start
 
-    enc = CspladeDocumentEncoder(encoder, device=device, fp16=fp16, batch_size=batch_size, **(card_overrides or {}))
+    enc = CspladeDocumentEncoder(encoder, device=device, fp16=fp16, batch_size=batch_size, compile=compile,
+                                  **(card_overrides or {}))
     card = enc.encoder.card
     if not quiet:
         print(f"[encode] {check.n_docs:,} docs in {len(check.files)} file(s); shard {shard_id}/{shard_num}: "
@@ -191,7 +193,7 @@ def _main(argv=None):
         args.input.corpus, args.output.embeddings, enc.encoder, args.input.fields, args.input.docid_field,
         args.input.delimiter.replace("\\n", "\n"), args.input.shard_id, args.input.shard_num, enc.batch_size,
         enc.max_length, enc.device, enc.fp16, args.output.overwrite, encoder_overrides(enc, "passage"),
-        resume=args.output.resume)
+        resume=args.output.resume, compile=enc.compile)
 
 
 def main(argv=None):

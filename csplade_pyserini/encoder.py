@@ -80,8 +80,10 @@ class CspladeEncoder:
     @classmethod
     def load(cls, encoder: str | EncoderCard | None = None, device: str | None = None, dtype: str | None = None,
              batch_size: int = 32, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, precision: str | None = None,
-             **card_overrides) -> "CspladeEncoder":
-        """``precision`` (see csplade_pyserini.quantize.PRECISIONS) sets the dtype and quantizes the decoder body."""
+             compile: bool = False, **card_overrides) -> "CspladeEncoder":
+        """``precision`` (see csplade_pyserini.quantize.PRECISIONS) sets the dtype and quantizes the decoder body;
+        ``compile`` runs the body through torch.compile (CspladeModel.compile_body: slow first calls, then faster
+        single queries; outputs within float rounding of eager, see tests/test_compile.py)."""
         from .quantize import apply_precision, run_dtype as precision_dtype
 
         card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
@@ -101,6 +103,9 @@ class CspladeEncoder:
         enc = cls(card, model, batch_size)
         if precision:
             enc.precision = apply_precision(model, precision)
+        if compile:
+            model.compile_body()
+            enc.precision["compiled"] = True
         return enc
 
     # -- encoding -------------------------------------------------------------------------------------------

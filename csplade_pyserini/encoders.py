@@ -27,8 +27,10 @@ class CspladeDocumentEncoder(DocumentEncoder):
     """Pyserini ``DocumentEncoder``: ``encode(texts, titles=None, max_length=..., fp16=...)`` -> [{term: int}]."""
 
     def __init__(self, model_name: str | EncoderCard | None = None, device: str | None = None,
-                 fp16: bool = False, batch_size: int = 32, encoder: CspladeEncoder | None = None, **card_overrides):
+                 fp16: bool = False, batch_size: int = 32, encoder: CspladeEncoder | None = None,
+                 compile: bool = False, **card_overrides):
         self.encoder = encoder or CspladeEncoder.load(model_name, device=device, dtype="float16" if fp16 else None,
+                                                      compile=compile,
                                                       batch_size=batch_size, **card_overrides)
 
     @property
@@ -54,12 +56,12 @@ class CspladeQueryEncoder(QueryEncoder):
 
     def __init__(self, model_name: str | EncoderCard | None = None, device: str | None = None,
                  fp16: bool = False, batch_size: int = 32, encoder: CspladeEncoder | None = None,
-                 encoded_queries: str | None = None, **card_overrides):
+                 encoded_queries: str | None = None, compile: bool = False, **card_overrides):
         self.has_model = False
         self.has_encoded_query = False
         self.cache: dict[str, dict[str, int]] = {}
         self._encoder = encoder
-        self._load_args = dict(encoder=model_name, device=device, dtype="float16" if fp16 else None,
+        self._load_args = dict(encoder=model_name, device=device, dtype="float16" if fp16 else None, compile=compile,
                                batch_size=batch_size, **card_overrides)
         if encoded_queries:
             self.load_cache(encoded_queries)

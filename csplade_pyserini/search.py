@@ -20,7 +20,8 @@ from .cli import UsageError, add_encoder_args, encoder_overrides, run
 
 def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None, hits=1000, batch_size=32,
                   threads=None, output_format="trec", remove_query=False, encoded_queries=None, device="auto",
-                  max_length=None, run_tag="csplade", card_overrides=None, query_encoder=None, quiet=False) -> dict:
+                  max_length=None, run_tag="csplade", card_overrides=None, query_encoder=None, quiet=False,
+                  compile=False) -> dict:
     """Search every topic; returns {qid: [(docid, score), ...]} and writes the run file if ``output`` is given."""
     from tqdm import tqdm
 
@@ -34,7 +35,8 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     threads = threads or os.cpu_count() or 1
     cache = Path(encoded_queries) if encoded_queries else None
     card_overrides = dict(card_overrides or {}, query_max_length=max_length)
-    qenc = query_encoder or CspladeQueryEncoder(encoder, device=device, batch_size=batch_size, **card_overrides)
+    qenc = query_encoder or CspladeQueryEncoder(encoder, device=device, batch_size=batch_size, compile=compile,
+                                                 **card_overrides)
     n_cached = qenc.load_cache(cache) if cache is not None and cache.exists() else 0
     texts = list(topics.values())
     t0 = time.time()
@@ -104,7 +106,7 @@ def _main(argv=None):
     args = build_parser().parse_args(argv)
     return search_topics(args.index, args.topics, args.encoder, args.output, args.hits, args.batch_size,
                          args.threads, args.output_format, args.remove_query, args.encoded_queries, args.device,
-                         args.max_length, args.run_tag, encoder_overrides(args, "query"))
+                         args.max_length, args.run_tag, encoder_overrides(args, "query"), compile=args.compile)
 
 
 def main(argv=None):

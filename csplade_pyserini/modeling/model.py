@@ -86,6 +86,26 @@ class CspladeModel(nn.Module):
         self.bos_id = bos if bos is not None and probe and probe[0] == bos else None
         if variant == "bi":
             make_bidirectional(causal)
+        self._compiled_body = None
+
+    def compile_body(self, freezing: bool = True) -> "CspladeModel":
+        """Run the decoder body through ``torch.compile`` (inductor, dynamic shapes) from now on: inference only.
+
+        ``freezing`` folds the weights into the compiled graph as constants, so CPU matmuls use pre-packed weights
+        (inductor's global ``freezing`` setting: it applies to every later compile in this process). The first
+        call of a new shape kind pays the compilation (tens of seconds on 2 cores); the head stays eager.
+        """
+        if freezing:
+            import torch._inductor.config as inductor_config
+
+            inductor_config.freezing = True
+        decoder = self.decoder
+
+        def body(input_ids, attention_mask):
+            return decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+
+        self._compiled_body = torch.compile(body, dynamic=True)
+        return self
 
     # -- pieces -------------------------------------------------------------------------------------------
     @property
@@ -149,6 +169,8 @@ class CspladeModel(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------------------
     def hidden_states(self, input_ids, attention_mask):
+        if self._compiled_body is not None and not torch.is_grad_enabled():
+            return self._compiled_body(input_ids, attention_mask)
         return self.decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     def forward(self, input_ids, attention_mask, pool_mask) -> torch.Tensor:

@@ -3,7 +3,8 @@
     python eval/bench/query_latency.py --index runs/demo/index --bm25-index runs/demo/bm25-index --topics scifact-test
 
 For every topic, one at a time: CSPLADE query encoding (no cache) then LuceneImpactSearcher.search(k=1000), and
-BM25 LuceneSearcher.search(k=1000). Reports p50/p90/p99 of each part, and batch throughput (encode_batch +
+BM25 LuceneSearcher.search(k=1000); with --compile, also a torch.compile'd copy of the encoder in the
+same loop. Reports p50/p90/p99 of each part, and batch throughput (encode_batch +
 batch_search). Prints a table and writes eval/bench/query_latency.json.
 """
 from __future__ import annotations
@@ -37,6 +38,8 @@ def main():
     p.add_argument("--encoder", default=DEFAULT_ENCODER)
     p.add_argument("--hits", type=int, default=1000)
     p.add_argument("--max-queries", type=int, default=0)
+    p.add_argument("--compile", action="store_true",
+                   help="also time a torch.compile'd copy of the encoder in the same loop (and its agreement)")
     p.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     a = p.parse_args()
     topics = load_topics(a.topics)
@@ -48,7 +51,18 @@ def main():
     searcher = LuceneImpactSearcher(a.index, qenc, min_idf=-1)
     bm25 = LuceneSearcher(a.bm25_index)
     enc.encode(texts[:2], "query"), searcher.search(texts[0], k=a.hits), bm25.search(texts[0], k=a.hits)  # warm-up
-    t_enc, t_search, t_total, t_bm25 = [], [], [], []
+    compiled, warmup_s = None, None
+    if a.compile:  # a second copy, compiled, timed in the same loop as the eager one (same queries, same moment)
+        from csplade_pyserini.encoder import CspladeEncoder
+
+        compiled = CspladeEncoder.load(a.encoder, device="cpu", compile=True)
+        t0 = time.perf_counter()
+        for q in texts[:3]:
+            compiled.encode([q], "query")
+        warmup_s = time.perf_counter() - t0
+        print(f"compiled encoder warm-up (3 queries, compilation included): {warmup_s:.1f} s")
+    t_enc, t_search, t_total, t_bm25, t_cenc, t_ctotal = [], [], [], [], [], []
+    same_ints, top10 = [], []
     for q in texts:
         t0 = time.perf_counter()
         vec = enc.encode([q], "query")[0]
@@ -59,6 +73,14 @@ def main():
         bm25.search(q, k=a.hits)
         t3 = time.perf_counter()
         t_enc.append(t1 - t0), t_search.append(t2 - t1), t_total.append(t2 - t0), t_bm25.append(t3 - t2)
+        if compiled is not None:
+            t4 = time.perf_counter()
+            cvec = compiled.encode([q], "query")[0]
+            t_cenc.append(time.perf_counter() - t4)
+            t_ctotal.append(t_cenc[-1] + t_search[-1])  # the same query vector size: the eager search time
+            same_ints.append(sum(1 for t, v in cvec.items() if vec.get(t) == v) / max(len(vec), len(cvec), 1))
+            top = lambda d: set(sorted(d, key=d.get, reverse=True)[:10])  # noqa: E731
+            top10.append(len(top(vec) & top(cvec)) / max(len(top(vec)), 1))
     qenc.cache = {}
     threads = os.cpu_count() or 1
     t0 = time.perf_counter()
@@ -68,8 +90,11 @@ def main():
     t0 = time.perf_counter()
     bm25.batch_search(texts, list(topics), k=a.hits, threads=threads)
     bm25_qps = len(texts) / (time.perf_counter() - t0)
-    rows = {name: {f"p{q}_ms": 1000 * pct(xs, q) for q in (50, 90, 99)} for name, xs in
-            (("csplade encode", t_enc), ("csplade search", t_search), ("csplade total", t_total), ("bm25 total", t_bm25))}
+    parts = [("csplade encode", t_enc), ("csplade search", t_search), ("csplade total", t_total),
+             ("bm25 total", t_bm25)]
+    if compiled is not None:
+        parts[3:3] = [("compiled encode", t_cenc), ("compiled total", t_ctotal)]
+    rows = {name: {f"p{q}_ms": 1000 * pct(xs, q) for q in (50, 90, 99)} for name, xs in parts}
     machine = machine_summary()
     print(f"{a.encoder} ({enc.card.dtype}) on {machine}")
     print(f"{len(texts)} queries, top {a.hits}, index {a.index}; load {open('/proc/loadavg').read().split()[:3]}")
@@ -79,11 +104,19 @@ def main():
     ratio = rows["csplade total"]["p50_ms"] / rows["bm25 total"]["p50_ms"]
     print(f"p50 ratio csplade/bm25: {ratio:.1f}x; batch throughput: csplade {csplade_qps:.1f} q/s, bm25 {bm25_qps:.1f} q/s "
           f"({threads} threads)")
-    Path(a.output).write_text(json.dumps({"queries": len(texts), "hits": a.hits, "index": a.index, "latency": rows,
-                                          "p50_ratio": ratio, "batch_qps": {"csplade": csplade_qps, "bm25": bm25_qps},
-                                          "encoder": a.encoder, "dtype": enc.card.dtype, "machine": machine,
-                                          "load": open("/proc/loadavg").read().split()[:3]},
-                                         indent=2) + "\n")
+    out = {"queries": len(texts), "hits": a.hits, "index": a.index, "latency": rows,
+           "p50_ratio": ratio, "batch_qps": {"csplade": csplade_qps, "bm25": bm25_qps},
+           "encoder": a.encoder, "dtype": enc.card.dtype, "machine": machine,
+           "load": open("/proc/loadavg").read().split()[:3]}
+    if compiled is not None:
+        out["compiled"] = {"warmup_s": warmup_s,
+                           "p50_ratio": rows["compiled total"]["p50_ms"] / rows["bm25 total"]["p50_ms"],
+                           "same_int_share": sum(same_ints) / len(same_ints),
+                           "top10_agreement": sum(top10) / len(top10)}
+        c = out["compiled"]
+        print(f"compiled: p50 ratio {c['p50_ratio']:.1f}x; same (term, int) share {c['same_int_share']:.3f}, "
+              f"top-10 agreement with eager {c['top10_agreement']:.3f}")
+    Path(a.output).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
