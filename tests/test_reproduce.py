@@ -123,3 +123,19 @@ def test_reproduce_runner_fails_then_passes(tmp_path, monkeypatch):
     assert acc["measured_on"] and acc["measured_on"].endswith(want_dtype) and acc["name"] == "tiny"
     assert card_scores()["ndcg@10"] == want and card_scores()["setup"] == reg.get("setup", "tiny")
     main(argv)
+
+
+def test_cross_dtype_runs_get_the_wider_tolerance():
+    from csplade_pyserini.reproduce import measured_dtype, regression_tolerance
+
+    old = {"tolerance": 0.005, "measured_on": "2026-12-02, x86_64 2 cores (AMD EPYC, AVX2)"}  # float32 implied
+    bf16 = {"tolerance": 0.005, "measured_on": "2026-12-03, x86_64 2 cores (Intel(R) Xeon(R) Processor, AMX), bfloat16"}
+    assert measured_dtype(old) == "float32" and measured_dtype(bf16) == "bfloat16"
+    assert measured_dtype({"measured_on": "..., float16"}) == "float16"
+    assert regression_tolerance(old, "float32")[0] == 0.005
+    assert regression_tolerance(bf16, "bfloat16")[0] == 0.005
+    tol, why = regression_tolerance(old, "bfloat16")
+    assert tol == 0.01 and "float32" in why and "bfloat16" in why
+    assert regression_tolerance(dict(old, cross_dtype_tolerance=0.02), "bfloat16")[0] == 0.02
+    assert regression_tolerance(dict(old, tolerance=0.03), "bfloat16")[0] == 0.03  # never narrower
+    assert regression_tolerance(old, None)[0] == 0.005  # BM25: no encoder dtype
