@@ -284,6 +284,8 @@ def plots(result: dict, out: Path):
     fig.tight_layout()
     fig.savefig(out / "quality_vs_speed.png", dpi=110)
     plt.close(fig)
+    if not result["index"]:  # --skip-index-side: no second plot
+        return
     fig, axes = plt.subplots(1, len(setups), figsize=(6 * len(setups), 4.5), squeeze=False)
     for ax, s in zip(axes[0], setups):
         for scale in sorted({r["scale"] for r in result["index"]}):
@@ -328,14 +330,18 @@ def markdown(result: dict) -> str:
         lines += ["", "Stopped at the time limit (— = not reached): " + "; ".join(
             f"{r['precision']}: {r['stopped']}" for r in stopped) + "."]
     lines += ["", "Top-10 agreement: mean share of each query's 10 highest-weight terms that the first precision "
-              "listed also has.", "", "## Index side (fp32 encoder)", "",
-              "| setup | scale | top-k | terms/doc | index MiB | search QPS | nDCG@10 | R@100 |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "listed also has.", "", "## Index side (fp32 encoder)", ""]
+    if not result["index"]:
+        lines.append("Not run (--skip-index-side).")
+    else:
+        lines += ["| setup | scale | top-k | terms/doc | index MiB | search QPS | nDCG@10 | R@100 |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["index"]:
         lines.append(f"| {r['setup']} | {r['scale']:g} | {r['top_k']} | {r['terms_per_doc']} | {r['index_mib']} | "
                      f"{r['search_qps']} | {r['ndcg@10']:.4f} | {r['r@100']:.4f} |")
-    lines += ["", "![quality vs speed](quality_vs_speed.png)", "", "![quality vs index size](quality_vs_index_size.png)",
-              ""]
+    lines += ["", "![quality vs speed](quality_vs_speed.png)", ""]
+    if result["index"]:
+        lines += ["![quality vs index size](quality_vs_index_size.png)", ""]
     return "\n".join(lines)
 
 

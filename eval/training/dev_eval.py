@@ -2,6 +2,7 @@
 
     python eval/training/dev_eval.py ENCODER [ENCODER ...] --topics runs/data/scifact-dev.tsv \\
         --qrels runs/data/scifact-dev.qrels [--pool 1000] [--passage-max-length 128] [--json out.json]
+        [--query-top-ks 32 64 128]
 
 Float weights from the encoder (top-k as its card says), dot products in memory, nDCG@10 / R@100 with
 trec_eval's definitions (binary qrels here). For choosing between checkpoints and settings quickly; reported
@@ -61,6 +62,9 @@ def main():
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--passage-max-length", type=int, default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--query-top-ks", type=int, nargs="*", default=[],
+                    help="also score with each query cut to its k best terms (the search CLI's --top-k), from the "
+                         "same encoded vectors")
     a = ap.parse_args()
     topics, qrels = load_topics(a.topics), read_qrels(a.qrels)
     qids = [q for q in topics if q in qrels]
@@ -85,6 +89,15 @@ def main():
                "seconds": round(time.time() - t0, 1)}
         print(json.dumps(row), flush=True)
         rows.append(row)
+        for k in a.query_top_ks:
+            v, i = wq.topk(min(k, wq.shape[1]), dim=1)
+            wk = torch.zeros_like(wq).scatter_(1, i, v)
+            sk = wk @ wd.T
+            rk = dict(row, query_top_k=k, **{"ndcg@10": round(ndcg_at_k(sk, qids, dids, qrels), 4),
+                                             "r@100": round(recall_at(sk, qids, dids, qrels), 4),
+                                             "terms_per_query": round(float((wk > 0).sum(1).float().mean()), 1)})
+            print(json.dumps(rk), flush=True)
+            rows.append(rk)
     if a.json:
         with open(a.json, "a") as f:
             for r in rows:

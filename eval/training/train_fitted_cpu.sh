@@ -8,6 +8,8 @@
 #   3. dev: in-memory nDCG@10 of the starting head and the trained one on the 100 dev queries (passages 256)
 #   4. if it beat the starting head on dev: ship encoders/NAME (passages 256 at encoding time) and run
 #      scifact-600 / vaswani-3000 with --accept
+# Knobs: START NAME EPOCHS LR BIAS_LR NEGATIVES BF16 SHIP OUT, and TRAIN_DATA (+ NEG_SOURCE, the word the card's
+# description uses) to train on other negatives, e.g. ones mined with a CSPLADE index (mine_negatives --index).
 # Test queries are never used for a choice. Times on 2 Xeon cores: causal ~22 min of training in float32
 # (7.4 s/step; the first causal run, BF16=false); the regressions ~4 min for causal on AMX cores (bf16).
 set -euo pipefail
@@ -18,14 +20,17 @@ NAME=${NAME:-smollm2-135m-$VARIANT-trained}
 EPOCHS=${EPOCHS:-2}
 LR=${LR:-2e-4}
 BIAS_LR=${BIAS_LR:-0.005}
-NEGATIVES=${NEGATIVES:-1}  # BM25 negatives per query (of the 30 mined), besides the in-batch ones
+NEGATIVES=${NEGATIVES:-1}  # hard negatives per query (of the 30 mined), besides the in-batch ones
+DATA=runs/data
+# the training JSONL: BM25-mined negatives by default; NEG_SOURCE=a CSPLADE model's (see eval/training/README.md)
+TRAIN_DATA=${TRAIN_DATA:-$DATA/scifact-train-fit.bm25.jsonl}
+NEG_SOURCE=${NEG_SOURCE:-BM25}
 # bf16 autocast where this CPU runs bf16 matmuls faster than float32 (AMX; measured once per CPU), else float32
 BF16=${BF16:-$(python -c "from csplade_pyserini.modeling.backbone import cpu_has_fast_bf16; print(str(cpu_has_fast_bf16()).lower())")}
 OUT=${OUT:-runs/$NAME}
-DATA=runs/data
 VARIANT=$VARIANT bash eval/training/smollm2_shipped_cpu.sh --data-only
 [ -f "$OUT/encoder/card.json" ] || python -m csplade_pyserini.train --stage contrastive \
-  --encoder "$START" --train_data "$DATA/scifact-train-fit.bm25.jsonl" --output_dir "$OUT" --run_name "$NAME" \
+  --encoder "$START" --train_data "$TRAIN_DATA" --output_dir "$OUT" --run_name "$NAME" \
   --query_max_length 32 --passage_max_length 128 --lora_layers 10 --learning_rate "$LR" --epochs "$EPOCHS" \
   --batch_size 8 --negatives "$NEGATIVES" --temperature 1 --q_flops_weight 1e-4 --d_flops_weight 1e-4 --flops_warmup_steps 50 \
   --train_term_bias true --term_bias_learning_rate "$BIAS_LR" --bf16 "$BF16" --logging_steps 5 --save_steps 25 \
@@ -41,7 +46,7 @@ sys.exit(0 if r[-1]['ndcg@10'] > r[-2]['ndcg@10'] else 1)" "$OUT/dev.jsonl"; the
 fi
 if [ ! -f "encoders/$NAME/card.json" ] || [ "$OUT/encoder/card.json" -nt "encoders/$NAME/card.json" ]; then
   python -m csplade_pyserini.ship "$OUT/encoder" --name "$NAME" --overwrite --card passage_max_length=256 \
-    --description "SmolLM2-135M-Instruct, $VARIANT variant, starting from $START: contrastive training on 709 SciFact train queries (InfoNCE, in-batch + $NEGATIVES BM25 negative(s), batch 8, $EPOCHS epochs, lr $LR cosine, FLOPS 1e-4), LoRA r16 on the last 10 layers + the term bias (lr $BIAS_LR); lowercased, trained on passages of 128 tokens, encodes 256."
+    --description "SmolLM2-135M-Instruct, $VARIANT variant, starting from $START: contrastive training on 709 SciFact train queries (InfoNCE, in-batch + $NEGATIVES $NEG_SOURCE-mined negative(s), batch 8, $EPOCHS epochs, lr $LR cosine, FLOPS 1e-4), LoRA r16 on the last 10 layers + the term bias (lr $BIAS_LR); lowercased, trained on passages of 128 tokens, encodes 256."
 fi
 for setup in scifact-600 vaswani-3000; do
   reg=eval/regressions/$setup-$NAME.yaml
