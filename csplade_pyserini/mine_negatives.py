@@ -5,7 +5,8 @@
 
 For every query with judged positives: the positives, and the top --depth BM25 hits that are not judged
 relevant as negatives. With --index, an existing impact index is searched instead (with --encoder), e.g. to mine
-negatives with a first CSPLADE model.
+negatives with a first CSPLADE model. Beside the JSONL goes OUTPUT.mined.json, the command that wrote it: a model
+trained on the file records it, and its shipped card lists it as a "mine" stage before the training stage.
 """
 from __future__ import annotations
 
@@ -76,6 +77,36 @@ def mine(corpus, topics, qrels, output, depth=30, threads=2, index=None, encoder
     return {"queries": len(qids), "negatives_per_query": n_neg / len(qids)}
 
 
+PROVENANCE_SUFFIX = ".mined.json"
+
+
+def provenance_path(train_data) -> Path:
+    return Path(str(train_data) + PROVENANCE_SUFFIX)
+
+
+def write_provenance(output, argv: list[str], info: dict, index=None, encoder=None) -> Path:
+    """OUTPUT.mined.json: the command line that mined OUTPUT and what ranked the negatives."""
+    import shlex
+
+    rec = {"stage": "mine", "command": shlex.join(["python", "-m", "csplade_pyserini.mine_negatives", *argv]),
+           "source": f"CSPLADE index {index} searched with {encoder}" if index else "BM25 (Pyserini)", **info}
+    path = provenance_path(output)
+    path.write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_provenance(train_data) -> dict | None:
+    """The mine stage recorded beside a training file, or None (a file written another way)."""
+    path = provenance_path(train_data) if train_data else None
+    if not path or not path.is_file():
+        return None
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    return rec if isinstance(rec, dict) and rec.get("command") else None
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m csplade_pyserini.mine_negatives", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,8 +122,10 @@ def build_parser():
 
 
 def _main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
     info = mine(a.corpus, a.topics, a.qrels, a.output, a.depth, a.threads, a.index, a.encoder)
+    write_provenance(a.output, argv, {**info, "depth": a.depth}, a.index, a.encoder)
     print(f"[mine] {info['queries']} queries, {info['negatives_per_query']:.1f} negatives each -> {a.output}",
           file=sys.stderr)
 

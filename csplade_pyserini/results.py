@@ -34,6 +34,8 @@ def training_summary(card: dict | None) -> str:
             bonus += f"; term bias fitted, {fit['best_step']} steps" if fit else ""
             margin = f", margin {s['margin']:g}" if s.get("margin") is not None else ""
             return f"calibrate ({s.get('passages')} passages{margin}{bonus})"
+        if s.get("stage") == "mine":  # negatives mined for the next stage: no steps of its own
+            return "mined negatives"
         return f"{s.get('stage')} {s.get('steps')}"
 
     return " + ".join(one(s) for s in stages) or "none"

@@ -55,6 +55,7 @@ def training_command(args: dict) -> str:
 def training_stages(card: EncoderCard) -> list[dict]:
     """Every stage that produced this encoder, oldest first, followed through each stage's starting encoder."""
     from .encoder import EncoderNotFoundError, resolve_card
+    from .mine_negatives import read_provenance
 
     stages, seen = [], set()
     t = card.training
@@ -66,6 +67,9 @@ def training_stages(card: EncoderCard) -> list[dict]:
             stages.append({k: v for k, v in t.items() if k != "previous"})  # the grid too: results.md draws it
         else:
             stages.append({"stage": t.get("stage"), "steps": t.get("steps"), "command": training_command(args)})
+            mined = t.get("mined") or read_provenance(args.get("train_data"))
+            if mined:  # the command that mined its training negatives goes just before it
+                stages.append(mined)
         if t.get("previous"):
             t = t["previous"]
             continue

@@ -27,7 +27,8 @@ def test_every_shipped_encoder_is_small_named_safely_and_has_expected_terms():
         if card.adapter_paths() or card.term_bias:
             assert card.training and card.training.get("stages"), name
             assert all(s.get("command", "").startswith(("python -m csplade_pyserini.train",
-                                                        "python -m csplade_pyserini.calibrate"))
+                                                        "python -m csplade_pyserini.calibrate",
+                                                        "python -m csplade_pyserini.mine_negatives"))
                        for s in card.training["stages"]), name
         if card.term_bias:
             assert card.term_bias_path().resolve().is_relative_to(d.resolve()) and card.load_term_bias() is not None
@@ -61,6 +62,11 @@ def test_default_encoder_is_the_best_scored(tmp_path, monkeypatch):
     for name, score in [("enc-a", 0.31), ("enc-b", 0.52), ("enc-c", None)]:
         EncoderCard(name=name, scores={"scifact": {"ndcg@10": score}} if score is not None else {}).save(tmp_path / name)
     assert default_encoder() == "enc-b"
+    # scored on both shipped collections beats scored on one; among those, the higher mean wins
+    for name, sf, vw in [("enc-d", 0.50, 0.30), ("enc-e", 0.49, 0.40), ("enc-f", 0.60, None)]:
+        scores = {"scifact": {"ndcg@10": sf}} | ({"vaswani": {"ndcg@10": vw}} if vw is not None else {})
+        EncoderCard(name=name, scores=scores).save(tmp_path / name)
+    assert default_encoder() == "enc-e"
 
 
 def test_demo_and_clis_use_the_default_encoder():
@@ -124,6 +130,7 @@ def test_results_page_tables_plot_and_json(tmp_path):
     res.mkdir(), regs.mkdir()
     card = {"name": "enc-a", "variant": "echo", "training": {"stages": [
         {"stage": "adapt", "steps": 5, "command": "python -m csplade_pyserini.train --stage adapt"},
+        {"stage": "mine", "command": "python -m csplade_pyserini.mine_negatives --index x"},
         {"stage": "contrastive", "steps": 7, "command": "python -m csplade_pyserini.train --stage contrastive"}]}}
     sweep = [{"top_k": 8, "index_bytes": 1000, "terms_per_doc": 8.0, "test": {"ndcg@10": 0.25, "r@100": 0.8}}]
     cal = {"name": "enc-c", "variant": "causal", "training": {
@@ -139,7 +146,8 @@ def test_results_page_tables_plot_and_json(tmp_path):
     assert "| `enc-c` | shipped | causal | calibrate (40 passages, margin 3, bonus 2) | 0.5500" in page
     assert "python -m csplade_pyserini.calibrate --variant causal" in page
     assert "Chosen: margin 3, bonus 2." in page and "| 3 | 0.3000 (9) | 0.3200 (9) |" in page
-    assert "### toy" in page and "| `enc-a` | shipped | echo | adapt 5 + contrastive 7 | 0.6000" in page
+    assert "### toy" in page and "| `enc-a` | shipped | echo | adapt 5 + mined negatives + contrastive 7 | 0.6000" in page
+    assert "python -m csplade_pyserini.mine_negatives --index x" in page
     assert "| `bm25` | baseline |" in page and "| 8 | 0.2500 | 0.8000 |" in page
     assert "python -m csplade_pyserini.train --stage contrastive" in page
     assert (tmp_path / "results_ndcg_vs_index.png").stat().st_size > 1000

@@ -192,6 +192,7 @@ def test_mine_negatives_with_bm25(tmp_path):
                 threads=1)
     rows = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
     assert info["queries"] == 2 and [r["query_id"] for r in rows] == ["q1", "q2"]
+    assert not (tmp_path / "train.jsonl.mined.json").exists()  # only the CLI records its command
     assert rows[0]["positive_passages"][0]["docid"] == "d0"
     for r in rows:
         pos = {p["docid"] for p in r["positive_passages"]}
@@ -199,6 +200,33 @@ def test_mine_negatives_with_bm25(tmp_path):
         assert negs and len(negs) <= 3 and not pos & set(negs)
     # d5 (judged 0) may be a negative of q2; d5 mentions 'gene', so BM25 ranks it first among non-positives
     assert rows[1]["negative_passages"][0]["docid"] == "d5"
+
+
+def test_mined_negatives_record_their_command_into_the_shipped_stages(tmp_path):
+    import shlex
+
+    from csplade_pyserini.encoder import EncoderCard
+    from csplade_pyserini.mine_negatives import _main, build_parser, read_provenance
+    from csplade_pyserini.ship import training_stages
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "title": "", "text": p}) + "\n" for i, (_, p) in enumerate(TOPICS)))
+    (tmp_path / "q.tsv").write_text("q1\tbrain cancer radiation\n")
+    (tmp_path / "qrels.txt").write_text("q1 0 d0 1\n")
+    out = tmp_path / "train.jsonl"
+    argv = ["--corpus", str(corpus), "--topics", str(tmp_path / "q.tsv"), "--qrels", str(tmp_path / "qrels.txt"),
+            "--output", str(out), "--depth", "2", "--threads", "1"]
+    _main(argv)
+    rec = read_provenance(out)
+    assert rec["stage"] == "mine" and rec["queries"] == 1 and rec["depth"] == 2 and "BM25" in rec["source"]
+    assert build_parser().parse_args(shlex.split(rec["command"])[3:]).output == str(out)  # the command reruns it
+    # a stage trained on the file lists the mining just before itself, whether it recorded it or not
+    train = {"stage": "contrastive", "steps": 3, "args": {"stage": "contrastive", "train_data": str(out)}}
+    for training in (train, {**train, "mined": rec}):
+        stages = training_stages(EncoderCard(name="x", training=training))
+        assert [s["stage"] for s in stages] == ["mine", "contrastive"] and stages[0]["command"] == rec["command"]
+    out.with_name("train.jsonl.mined.json").unlink()
+    assert [s["stage"] for s in training_stages(EncoderCard(name="x", training=train))] == ["contrastive"]
 
 
 def test_msmarco_layout(tmp_path):

@@ -271,7 +271,12 @@ class Trainer:
 
     def training_record(self) -> dict:
         """This stage's record; the starting encoder's own record nests under "previous" (adapt -> contrastive)."""
+        from ..mine_negatives import read_provenance
+
         rec = {"stage": self.args.stage, "steps": self.step, "args": asdict(self.args)}
+        mined = read_provenance(self.args.train_data)  # negatives mined by mine_negatives: how
+        if mined:
+            rec["mined"] = mined
         if self.card.training:
             rec["previous"] = self.card.training
         return rec
