@@ -68,8 +68,9 @@ def training_stages(card: EncoderCard) -> list[dict]:
         else:
             stages.append({"stage": t.get("stage"), "steps": t.get("steps"), "command": training_command(args)})
             mined = t.get("mined") or read_provenance(args.get("train_data"))
-            if mined:  # the command that mined its training negatives goes just before it
-                stages.append(mined)
+            if mined:  # the command that mined its training negatives goes just before it (and what that read)
+                stages.append({k: v for k, v in mined.items() if k != "inputs"})
+                stages.extend(reversed(mined.get("inputs") or []))
         if t.get("previous"):
             t = t["previous"]
             continue

@@ -28,7 +28,8 @@ def test_every_shipped_encoder_is_small_named_safely_and_has_expected_terms():
             assert card.training and card.training.get("stages"), name
             assert all(s.get("command", "").startswith(("python -m csplade_pyserini.train",
                                                         "python -m csplade_pyserini.calibrate",
-                                                        "python -m csplade_pyserini.mine_negatives"))
+                                                        "python -m csplade_pyserini.mine_negatives",
+                                                        "python eval/training/make_title_pairs.py"))
                        for s in card.training["stages"]), name
         if card.term_bias:
             assert card.term_bias_path().resolve().is_relative_to(d.resolve()) and card.load_term_bias() is not None

@@ -225,6 +225,9 @@ def test_mined_negatives_record_their_command_into_the_shipped_stages(tmp_path):
     for training in (train, {**train, "mined": rec}):
         stages = training_stages(EncoderCard(name="x", training=training))
         assert [s["stage"] for s in stages] == ["mine", "contrastive"] and stages[0]["command"] == rec["command"]
+    mix = {**rec, "command": "python eval/training/make_title_pairs.py --mix-with x", "inputs": [rec]}
+    stages = training_stages(EncoderCard(name="x", training={**train, "mined": mix}))  # a mix lists what it read
+    assert [s["command"] for s in stages[:2]] == [rec["command"], mix["command"]] and "inputs" not in stages[1]
     out.with_name("train.jsonl.mined.json").unlink()
     assert [s["stage"] for s in training_stages(EncoderCard(name="x", training=train))] == ["contrastive"]
 

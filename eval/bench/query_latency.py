@@ -42,6 +42,9 @@ def main():
                    help="also time a torch.compile'd copy of the encoder in the same loop (and its agreement)")
     p.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     a = p.parse_args()
+    for flag, path in (("--index", a.index), ("--bm25-index", a.bm25_index)):
+        if not Path(path).is_dir():
+            p.error(f"{flag} {path}: no such index directory")
     topics = load_topics(a.topics)
     if a.max_queries:
         topics = dict(list(topics.items())[: a.max_queries])

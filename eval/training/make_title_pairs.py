@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 
 from csplade_pyserini.corpus import doc_id
-from csplade_pyserini.mine_negatives import mine
+from csplade_pyserini.mine_negatives import mine, read_provenance, write_provenance
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("--corpus", required=True)
@@ -55,3 +55,14 @@ if a.mix_with:
     rows = open(a.mix_with, encoding="utf-8").read().splitlines() + open(out / "title-pairs.jsonl", encoding="utf-8").read().splitlines()
     Path(a.mix_out).write_text("\n".join(rows) + "\n", encoding="utf-8")
     print(f"[title-pairs] {len(rows)} rows -> {a.mix_out}")
+    # how the mix was made (this command, and how --mix-with was mined when that was recorded): a model trained on
+    # it lists both as stages of its shipped card
+    import shlex
+    import sys
+
+    rec = write_provenance(a.mix_out, [], {"title_pairs": stats["queries"], "rows": len(rows), "depth": a.depth})
+    info = json.loads(rec.read_text())
+    info.update(command=shlex.join(["python", "eval/training/make_title_pairs.py", *sys.argv[1:]]),
+                source=f"{stats['queries']} title -> text pairs of {a.corpus} (BM25 negatives) appended to {a.mix_with}",
+                inputs=[x for x in [read_provenance(a.mix_with)] if x])
+    rec.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

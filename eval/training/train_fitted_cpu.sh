@@ -8,8 +8,8 @@
 #   3. dev: in-memory nDCG@10 of the starting head and the trained one on the 100 dev queries (passages 256)
 #   4. if it beat the starting head on dev: ship encoders/NAME (passages 256 at encoding time) and run
 #      scifact-600 / vaswani-3000 with --accept
-# Knobs: START NAME EPOCHS LR BIAS_LR NEGATIVES BF16 SHIP OUT, and TRAIN_DATA (+ NEG_SOURCE, the word the card's
-# description uses) to train on other negatives, e.g. ones mined with a CSPLADE index (mine_negatives --index).
+# Knobs: START NAME EPOCHS LR BIAS_LR NEGATIVES BF16 SHIP OUT, and TRAIN_DATA (+ NEG_SOURCE and TRAIN_WHAT, the words the
+# card's description uses) to train on other negatives, e.g. ones mined with a CSPLADE index (mine_negatives --index).
 # Test queries are never used for a choice. Times on 2 Xeon cores: causal ~22 min of training in float32
 # (7.4 s/step; the first causal run, BF16=false); the regressions ~4 min for causal on AMX cores (bf16).
 set -euo pipefail
@@ -25,6 +25,7 @@ DATA=runs/data
 # the training JSONL: BM25-mined negatives by default; NEG_SOURCE=a CSPLADE model's (see eval/training/README.md)
 TRAIN_DATA=${TRAIN_DATA:-$DATA/scifact-train-fit.bm25.jsonl}
 NEG_SOURCE=${NEG_SOURCE:-BM25}
+TRAIN_WHAT=${TRAIN_WHAT:-709 SciFact train queries}  # what TRAIN_DATA holds, for the card's description
 # bf16 autocast where this CPU runs bf16 matmuls faster than float32 (AMX; measured once per CPU), else float32
 BF16=${BF16:-$(python -c "from csplade_pyserini.modeling.backbone import cpu_has_fast_bf16; print(str(cpu_has_fast_bf16()).lower())")}
 OUT=${OUT:-runs/$NAME}
@@ -46,7 +47,7 @@ sys.exit(0 if r[-1]['ndcg@10'] > r[-2]['ndcg@10'] else 1)" "$OUT/dev.jsonl"; the
 fi
 if [ ! -f "encoders/$NAME/card.json" ] || [ "$OUT/encoder/card.json" -nt "encoders/$NAME/card.json" ]; then
   python -m csplade_pyserini.ship "$OUT/encoder" --name "$NAME" --overwrite --card passage_max_length=256 \
-    --description "SmolLM2-135M-Instruct, $VARIANT variant, starting from $START: contrastive training on 709 SciFact train queries (InfoNCE, in-batch + $NEGATIVES $NEG_SOURCE-mined negative(s), batch 8, $EPOCHS epochs, lr $LR cosine, FLOPS 1e-4), LoRA r16 on the last 10 layers + the term bias (lr $BIAS_LR); lowercased, trained on passages of 128 tokens, encodes 256."
+    --description "SmolLM2-135M-Instruct, $VARIANT variant, starting from $START: contrastive training on $TRAIN_WHAT (InfoNCE, in-batch + $NEGATIVES $NEG_SOURCE-mined negative(s), batch 8, $EPOCHS epochs, lr $LR cosine, FLOPS 1e-4), LoRA r16 on the last 10 layers + the term bias (lr $BIAS_LR); lowercased, trained on passages of 128 tokens, encodes 256."
 fi
 for setup in scifact-600 vaswani-3000; do
   reg=eval/regressions/$setup-$NAME.yaml
