@@ -389,6 +389,7 @@ def main(argv=None):
     (out / "study.json").write_text(json.dumps(result, indent=1) + "\n")
     plots(result, out)
     (out / "study.md").write_text(markdown(result))
+    Path(a.partial_file).unlink(missing_ok=True)  # the finished study.json supersedes it
     print(markdown(result))
     return result
 
