@@ -84,11 +84,18 @@ def add_encoder_args(p: argparse.ArgumentParser, side: str = "passage"):
     p.add_argument("--top-k", type=int, default=None, help=f"override the card's {side}_top_k (terms kept per text)")
     p.add_argument("--quantization-scale", type=float, default=None,
                    help="override the card's quantization_scale (index int = round(weight x scale))")
+    if side == "passage":
+        p.add_argument("--windows", type=int, default=None,
+                       help="encode a passage longer than the max length in up to this many consecutive windows of "
+                            "that length, max-pooled into one vector (override the card's passage_windows; 1 = cut)")
     return p
 
 
 def encoder_overrides(args, side: str) -> dict:
-    return {f"{side}_top_k": args.top_k, "quantization_scale": args.quantization_scale}
+    out = {f"{side}_top_k": args.top_k, "quantization_scale": args.quantization_scale}
+    if side == "passage":
+        out["passage_windows"] = getattr(args, "windows", None)
+    return out
 
 
 def ensure_empty_dir(path: str | Path, what: str, overwrite: bool = False):

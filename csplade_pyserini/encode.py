@@ -66,6 +66,8 @@ def encoder_identity(encoder, card_overrides=None, max_length=None) -> str:
     card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
     card = card.with_overrides(**(card_overrides or {}))
     d = {k: v for k, v in card.to_dict().items() if k not in ("scores", "description", "dtype", "training", "name")}
+    if d.get("passage_windows") == 1:
+        d.pop("passage_windows")  # the default: identities written before the setting existed stay valid
     h = hashlib.sha256(json.dumps([d, max_length], sort_keys=True, default=str).encode())
     for p in card.adapter_paths():
         f = p / "adapter_model.safetensors"
@@ -125,7 +127,8 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     if not quiet:
         print(f"[encode] {check.n_docs:,} docs in {len(check.files)} file(s); shard {shard_id}/{shard_num}: "
               f"{n_in:,} docs -> {target}", file=sys.stderr)
-        print(f"[encode] encoder {card.name} ({card.variant}, max length {max_length or card.passage_max_length}, "
+        windows = f" x {card.passage_windows} windows" if card.passage_windows > 1 else ""
+        print(f"[encode] encoder {card.name} ({card.variant}, max length {max_length or card.passage_max_length}{windows}, "
               f"top-k {card.passage_top_k or 'all'}, scale {card.quantization_scale:g}) on "
               f"{enc.encoder.model.device}", file=sys.stderr)
     t0 = time.time()

@@ -128,6 +128,10 @@ class CspladeEncoder:
             return c.query_prefix, c.query_max_length, c.query_top_k
         return c.passage_prefix, c.passage_max_length, c.passage_top_k
 
+    def windows(self, side: str) -> int:
+        """How many windows of max_length a text of this side is encoded in (the card's passage_windows; queries 1)."""
+        return int(self.card.passage_windows) if side == "passage" else 1
+
     @torch.inference_mode()
     def encode_ids(self, texts: list[str], side: str = "passage", max_length: int | None = None,
                    batch_size: int | None = None, progress=None):
@@ -135,16 +139,19 @@ class CspladeEncoder:
         prefix, default_len, top_k = self.settings(side)
         max_length = max_length or default_len
         batch_size = batch_size or self.batch_size
+        windows = self.windows(side)
         toks = self.model.token_lists(list(texts), prefix)
         order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
         out = [None] * len(toks)
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            feats = self.model.features([toks[i] for i in idx], max_length).to(self.model.device)
-            weights = self.model(feats.input_ids, feats.attention_mask, feats.pool_mask)
+            feats = self.model.features([toks[i] for i in idx], max_length, windows).to(self.model.device)
+            weights = self.model(**feats.inputs())
             for i, vec in zip(idx, quantize(weights, self.card.quantization_scale, top_k)):
                 out[i] = vec
             self.stats["texts"] += len(idx)
+            if windows > 1:
+                self.stats["windows"] += feats.input_ids.shape[0]
             self.stats["truncated"] += feats.n_truncated
             self.stats["empty_texts"] += feats.n_empty
             self.stats["tokens"] += int(feats.attention_mask.sum())
@@ -160,9 +167,10 @@ class CspladeEncoder:
     def explain(self, text: str, side: str = "query", top: int = 30):
         """(term, token id, int weight, float weight) for the text's top terms, as the index would store them."""
         prefix, max_length, top_k = self.settings(side)
-        feats = self.model.features(self.model.token_lists([text], prefix), max_length).to(self.model.device)
+        feats = self.model.features(self.model.token_lists([text], prefix), max_length,
+                                    self.windows(side)).to(self.model.device)
         with torch.inference_mode():
-            w = self.model(feats.input_ids, feats.attention_mask, feats.pool_mask)
+            w = self.model(**feats.inputs())
         ids, ints = quantize(w, self.card.quantization_scale, top_k)[0]
         return [(self.model.terms.term(i), i, q, float(w[0, i])) for i, q in zip(ids[:top], ints[:top])], len(ids)
 

@@ -58,19 +58,20 @@ def load_regression(path) -> dict:
     if not isinstance(ks, list) or not all(isinstance(k, int) and k > 0 for k in ks):
         raise SpecError(f"{where}: sweep.top_k must be a list of positive ints, got {ks!r}")
     _check_keys(d.get("subset") or {}, {"max_docs", "seed", "max_queries"}, set(), f"{where}: subset")
-    _check_keys(d.get("encode") or {}, {"batch_size", "max_length"}, set(), f"{where}: encode")
+    _check_keys(d.get("encode") or {}, {"batch_size", "max_length", "windows"}, set(), f"{where}: encode")
     _check_keys(d.get("search") or {}, {"hits", "batch_size"}, set(), f"{where}: search")
     d["_spec"], d["_path"] = spec, str(path)
     return d
 
 
-def encode_sharded(corpus, vectors, encoder, fields, batch_size, max_length, gpus: int):
-    """One encode process per GPU (shard i on GPU i), or in-process on one device; finished shards are skipped."""
+def encode_sharded(corpus, vectors, encoder, fields, batch_size, max_length, gpus: int, windows=None):
+    """One encode process per GPU (shard i on GPU i), or in-process on one device; finished shards are skipped.
+    ``windows`` overrides the card's passage_windows (the regression's ``encode: {windows: N}``)."""
     from .encode import encode_corpus
 
     if gpus <= 1:
         return [encode_corpus(corpus, vectors, encoder, fields, batch_size=batch_size, max_length=max_length,
-                              resume=True)]
+                              resume=True, card_overrides={"passage_windows": windows})]
     procs = []
     for i in range(gpus):
         cmd = [sys.executable, "-m", "csplade_pyserini.encode", "input", "--corpus", str(corpus), "--fields", *fields,
@@ -78,6 +79,8 @@ def encode_sharded(corpus, vectors, encoder, fields, batch_size, max_length, gpu
                "encoder", "--encoder", str(encoder), "--batch-size", str(batch_size), "--device", "cuda"]
         if max_length:
             cmd += ["--max-length", str(max_length)]
+        if windows:
+            cmd += ["--windows", str(windows)]
         procs.append(subprocess.Popen(cmd, env=dict(os.environ, CUDA_VISIBLE_DEVICES=str(i))))
     if any(p.wait() for p in procs):
         raise RuntimeError("an encode shard failed; rerun the same command to resume the unfinished shards")
@@ -191,7 +194,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     else:
         vectors = work / "vectors"
         shards = encode_sharded(corpus, vectors, encoder, spec.fields(), enc_cfg.get("batch_size", 32),
-                                enc_cfg.get("max_length"), gpus)
+                                enc_cfg.get("max_length"), gpus, enc_cfg.get("windows"))
         n_docs = sum(s["docs_out"] for s in shards)
         info = _impact_index(vectors, work / "index", n_docs, threads)
         index = work / "index"
@@ -199,8 +202,8 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         stats["docs_per_s"] = round(n_docs / max(sum(s["seconds"] for s in shards), 1e-9), 2)
         stats["encode_seconds"] = round(sum(s["seconds"] for s in shards), 1)
         stats["encoder_card"] = {k: shards[0]["encoder"].get(k) for k in (
-            "name", "variant", "passage_max_length", "query_max_length", "passage_top_k", "query_top_k",
-            "quantization_scale", "training")}
+            "name", "variant", "passage_max_length", "passage_windows", "query_max_length", "passage_top_k",
+            "query_top_k", "quantization_scale", "training")}
         # the dtype the passages were encoded in (a bf16 card runs in float32 on a CPU without fast bf16 kernels)
         stats["dtype"] = ", ".join(sorted({str(s["encoder"].get("dtype")) for s in shards}))
 

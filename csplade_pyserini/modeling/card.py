@@ -31,6 +31,9 @@ class EncoderCard:
     passage_prefix: str = "passage: "
     query_max_length: int = 32
     passage_max_length: int = 256
+    # a passage longer than passage_max_length: encode up to this many consecutive windows of that length and
+    # max-pool them into one vector (term counts summed over the windows); 1 = cut the passage (the default)
+    passage_windows: int = 1
     quantization_scale: float = 100.0  # index int = round(weight * scale); ints that round to 0 are dropped
     query_top_k: int = 1024  # Lucene impact queries take at most 1024 clauses
     passage_top_k: int = 256  # 0 = keep every non-zero term
@@ -59,7 +62,7 @@ class EncoderCard:
             raise CardError(f"{where}: logit_norm must be one of {LOGIT_NORMS}, got {self.logit_norm!r}")
         if self.dtype not in DTYPES:
             raise CardError(f"{where}: dtype must be one of {DTYPES}, got {self.dtype!r}")
-        for key in ("query_max_length", "passage_max_length"):
+        for key in ("query_max_length", "passage_max_length", "passage_windows"):
             if int(getattr(self, key)) < 1:
                 raise CardError(f"{where}: {key} must be >= 1")
         for key in ("query_top_k", "passage_top_k"):

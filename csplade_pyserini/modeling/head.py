@@ -179,14 +179,18 @@ class SparsePooling(nn.Module):
     def normalize(self) -> bool:
         return self.logit_norm == "log_softmax"
 
-    def max_logits(self, hidden: torch.Tensor, pool_mask: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
+    def max_logits(self, hidden: torch.Tensor, pool_mask: torch.Tensor, lm_head: nn.Module,
+                   groups: torch.Tensor | None = None, n_groups: int | None = None) -> torch.Tensor:
         """max over pooled positions of the pooled scores (raw logits or log-probabilities), [B, V]; -inf rows
-        for texts without a pooled token. Soft-capping of raw logits and the bias/shift are not applied here."""
+        for texts without a pooled token. Soft-capping of raw logits and the bias/shift are not applied here.
+        ``groups`` [B] (non-decreasing) maps rows to texts: the max then runs over each text's rows, [n_groups, V]."""
         b, l, h = hidden.shape
         flat = pool_mask.reshape(-1).bool()
-        rows = torch.arange(b, device=hidden.device).repeat_interleave(l)[flat]
+        row_ids = torch.arange(b, device=hidden.device) if groups is None else groups.to(hidden.device)
+        rows = row_ids.repeat_interleave(l)[flat]
         tokens = hidden.reshape(b * l, h)[flat]
-        return ChunkedMaxLogits.apply(tokens, lm_head.weight, getattr(lm_head, "bias", None), rows, b,
+        return ChunkedMaxLogits.apply(tokens, lm_head.weight, getattr(lm_head, "bias", None), rows,
+                                      b if groups is None else n_groups,
                                       self.chunk_tokens, self.normalize, self.softcap if self.normalize else None)
 
     @property
@@ -209,10 +213,15 @@ class SparsePooling(nn.Module):
         return m
 
     @staticmethod
-    def token_counts(input_ids: torch.Tensor, pool_mask: torch.Tensor, vocab_size: int) -> torch.Tensor:
-        """[B, V] float: how often each id occurs at the row's pooled positions (echo: its second copy)."""
+    def token_counts(input_ids: torch.Tensor, pool_mask: torch.Tensor, vocab_size: int,
+                     groups: torch.Tensor | None = None, n_groups: int | None = None) -> torch.Tensor:
+        """[B, V] float: how often each id occurs at the row's pooled positions (echo: its second copy); with
+        ``groups``, summed over each text's rows ([n_groups, V])."""
         out = torch.zeros(input_ids.shape[0], vocab_size, device=input_ids.device)
-        return out.scatter_add_(1, input_ids.clamp(0, vocab_size - 1), pool_mask.to(out.dtype))
+        out = out.scatter_add_(1, input_ids.clamp(0, vocab_size - 1), pool_mask.to(out.dtype))
+        if groups is None:
+            return out
+        return torch.zeros(n_groups, vocab_size, device=out.device).index_add_(0, groups.to(out.device), out)
 
     @staticmethod
     def presence(input_ids: torch.Tensor, pool_mask: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -220,13 +229,17 @@ class SparsePooling(nn.Module):
         return (SparsePooling.token_counts(input_ids, pool_mask, vocab_size) > 0).float()
 
     def forward(self, hidden, pool_mask, lm_head, allowed: torch.Tensor | None = None,
-                input_ids: torch.Tensor | None = None) -> torch.Tensor:
+                input_ids: torch.Tensor | None = None, groups: torch.Tensor | None = None,
+                n_groups: int | None = None) -> torch.Tensor:
+        if groups is not None and n_groups is None:
+            raise ValueError("groups need n_groups")
         counts = None
         if self.uses_input_ids:
             if input_ids is None:
                 raise ValueError("input_bonus / tf_bonus need the input_ids")
-            counts = self.token_counts(input_ids, pool_mask, lm_head.weight.shape[0])
-        w = torch.log1p(torch.relu(self.activations(self.max_logits(hidden, pool_mask, lm_head), counts)))
+            counts = self.token_counts(input_ids, pool_mask, lm_head.weight.shape[0], groups, n_groups)
+        m = self.max_logits(hidden, pool_mask, lm_head, groups, n_groups)
+        w = torch.log1p(torch.relu(self.activations(m, counts)))
         # -inf rows (no pooled token) -> relu -> 0
         if allowed is not None:
             w = w * allowed.to(w.device, w.dtype)

@@ -28,10 +28,22 @@ class Features:
     pool_mask: torch.Tensor
     n_truncated: int
     n_empty: int  # texts without a single pooled token
+    # with windows (features(..., windows=W > 1)): the text each row belongs to (non-decreasing) and how many
+    # texts there are; None = one row per text
+    groups: torch.Tensor | None = None
+    n_texts: int | None = None
 
     def to(self, device):
         return Features(self.input_ids.to(device), self.attention_mask.to(device), self.pool_mask.to(device),
-                        self.n_truncated, self.n_empty)
+                        self.n_truncated, self.n_empty,
+                        None if self.groups is None else self.groups.to(device), self.n_texts)
+
+    def inputs(self) -> dict:
+        """The model's keyword arguments: ``model(**features.inputs())``."""
+        kw = dict(input_ids=self.input_ids, attention_mask=self.attention_mask, pool_mask=self.pool_mask)
+        if self.groups is not None:
+            kw.update(groups=self.groups, n_groups=self.n_texts)
+        return kw
 
 
 def unwrap_causal_lm(lm):
@@ -136,26 +148,35 @@ class CspladeModel(nn.Module):
             out.append((ids, flags))
         return out
 
-    def features(self, token_lists, max_length: int) -> Features:
-        """Truncate, add BOS (if the tokenizer uses one), echo, right-pad."""
+    def features(self, token_lists, max_length: int, windows: int = 1) -> Features:
+        """Truncate, add BOS (if the tokenizer uses one), echo, right-pad.
+
+        ``windows`` > 1: a text longer than ``max_length`` becomes up to that many rows, consecutive windows of its
+        tokens (each with its own BOS, each echoed on its own), which ``forward`` max-pools back into one vector
+        per text (``Features.groups``); only what is past the last window is cut."""
         n_bos = 1 if self.bos_id is not None else 0
         keep = max_length - n_bos
         if keep < 1:
             raise ValueError(f"max_length {max_length} leaves no room for text")
-        seqs, pools, n_trunc, n_empty = [], [], 0, 0
-        for ids, flags in token_lists:
-            if len(ids) > keep:
+        if windows < 1:
+            raise ValueError(f"windows must be >= 1, got {windows}")
+        seqs, pools, groups, n_trunc, n_empty = [], [], [], 0, 0
+        for t, (ids, flags) in enumerate(token_lists):
+            if len(ids) > keep * windows:
                 n_trunc += 1
-                ids, flags = ids[:keep], flags[:keep]
+                ids, flags = ids[:keep * windows], flags[:keep * windows]
             if not any(flags):
                 n_empty += 1
             bos, bos_flag = ([self.bos_id], [False]) if n_bos else ([], [])
-            if self.variant == "echo":
-                seqs.append(bos + ids + ids)
-                pools.append(bos_flag + [False] * len(ids) + flags)
-            else:
-                seqs.append(bos + ids)
-                pools.append(bos_flag + flags)
+            for s in range(0, max(len(ids), 1), keep):  # one window (possibly empty) when windows == 1
+                w_ids, w_flags = ids[s:s + keep], flags[s:s + keep]
+                if self.variant == "echo":
+                    seqs.append(bos + w_ids + w_ids)
+                    pools.append(bos_flag + [False] * len(w_ids) + w_flags)
+                else:
+                    seqs.append(bos + w_ids)
+                    pools.append(bos_flag + w_flags)
+                groups.append(t)
         width = max(1, max(len(s) for s in seqs))
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
@@ -165,7 +186,10 @@ class CspladeModel(nn.Module):
             input_ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
             attention[i, :len(s)] = 1
             pool[i, :len(p)] = torch.tensor(p, dtype=torch.bool)
-        return Features(input_ids, attention, pool, n_trunc, n_empty)
+        if windows == 1:
+            return Features(input_ids, attention, pool, n_trunc, n_empty)
+        return Features(input_ids, attention, pool, n_trunc, n_empty, torch.tensor(groups, dtype=torch.long),
+                        len(token_lists))
 
     # -- forward ------------------------------------------------------------------------------------------
     def hidden_states(self, input_ids, attention_mask):
@@ -173,7 +197,9 @@ class CspladeModel(nn.Module):
             return self._compiled_body(input_ids, attention_mask)
         return self.decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
-    def forward(self, input_ids, attention_mask, pool_mask) -> torch.Tensor:
-        """Float term weights [B, V]: log1p(relu(max over pooled positions of the LM-head logits))."""
+    def forward(self, input_ids, attention_mask, pool_mask, groups=None, n_groups=None) -> torch.Tensor:
+        """Float term weights [B, V]: log1p(relu(max over pooled positions of the LM-head logits)). With ``groups``
+        (the text of each row, non-decreasing: ``features(..., windows=W)``) the max runs over all rows of a text,
+        and the result is [n_groups, V]."""
         hidden = self.hidden_states(input_ids, attention_mask)
-        return self.pooling(hidden, pool_mask, self.lm_head, self.allowed, input_ids)
+        return self.pooling(hidden, pool_mask, self.lm_head, self.allowed, input_ids, groups, n_groups)
