@@ -50,6 +50,20 @@ def float_weights(enc, texts, side, batch_size=16, max_length=None):
     return out
 
 
+def dev_pool(topics_path, qrels_path, corpus, pool=1000, seed=13):
+    """(topics, qrels, judged query ids, {doc id: text}, pool doc ids): every document judged for a dev query, then a
+    seeded sample of the rest up to ``pool`` documents."""
+    topics, qrels = load_topics(topics_path), read_qrels(qrels_path)
+    qids = [q for q in topics if q in qrels]
+    docs = {}
+    for line in open(corpus, encoding="utf-8"):
+        d = json.loads(line)
+        docs[str(doc_id(d, None))] = record_text(d)
+    judged = sorted({d for q in qids for d in qrels[q] if d in docs})
+    rest = sorted(set(docs) - set(judged))
+    return topics, qrels, qids, docs, judged + random.Random(seed).sample(rest, max(0, pool - len(judged)))
+
+
 def cut_top_k(w, k):
     """Each row's k highest weights (0 = all), as encoding with that top-k would keep."""
     if not k or k >= w.shape[1]:
@@ -103,15 +117,7 @@ def main():
     ap.add_argument("--passage-top-ks", type=int, nargs="+", default=[None],
                     help="... and with each passage top-k given (card key passage_top_k; 0 = all; default: the card's)")
     a = ap.parse_args()
-    topics, qrels = load_topics(a.topics), read_qrels(a.qrels)
-    qids = [q for q in topics if q in qrels]
-    docs = {}
-    for line in open(a.corpus, encoding="utf-8"):
-        d = json.loads(line)
-        docs[str(doc_id(d, None))] = record_text(d)
-    judged = sorted({d for q in qids for d in qrels[q] if d in docs})
-    rest = sorted(set(docs) - set(judged))
-    dids = judged + random.Random(a.seed).sample(rest, max(0, a.pool - len(judged)))
+    topics, qrels, qids, docs, dids = dev_pool(a.topics, a.qrels, a.corpus, a.pool, a.seed)
     rows = []
     for name in a.encoders:
         for windows in a.passage_windows:
