@@ -59,6 +59,9 @@ def load_regression(path) -> dict:
         raise SpecError(f"{where}: sweep.top_k must be a list of positive ints, got {ks!r}")
     _check_keys(d.get("subset") or {}, {"max_docs", "seed", "max_queries"}, set(), f"{where}: subset")
     _check_keys(d.get("encode") or {}, {"batch_size", "max_length", "windows"}, set(), f"{where}: encode")
+    w = (d.get("encode") or {}).get("windows")
+    if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
+        raise SpecError(f"{where}: encode.windows must be a positive int, got {w!r}")
     _check_keys(d.get("search") or {}, {"hits", "batch_size"}, set(), f"{where}: search")
     d["_spec"], d["_path"] = spec, str(path)
     return d

@@ -127,3 +127,6 @@ def test_regression_encode_section_takes_windows(tmp_path):
     assert load_regression(good)["encode"]["windows"] == 2
     with pytest.raises(SpecError, match="window"):
         load_regression(bad)
+    bad.write_text(base + "encode: {windows: two}\n")
+    with pytest.raises(SpecError, match="encode.windows must be a positive int"):
+        load_regression(bad)
