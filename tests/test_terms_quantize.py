@@ -81,3 +81,24 @@ def test_card_round_trip_and_errors(tmp_path):
     (tmp_path / "bad" / "card.json").write_text("{not json")
     with pytest.raises(CardError, match="not valid JSON"):
         EncoderCard.load(tmp_path / "bad")
+
+
+def test_card_numbers_are_typed_with_clear_errors(tmp_path):
+    """A hand-edited card.json: numeric strings are taken, anything else is a CardError naming the key."""
+    (tmp_path / "c").mkdir()
+    card_file = tmp_path / "c" / "card.json"
+    card_file.write_text(json.dumps({"name": "c", "passage_top_k": "128", "query_max_length": 48.0,
+                                     "quantization_scale": "50", "tf_bonus": 3}))
+    card = EncoderCard.load(tmp_path / "c")
+    assert (card.passage_top_k, card.query_max_length, card.quantization_scale, card.tf_bonus) == (128, 48, 50.0, 3.0)
+    assert type(card.passage_top_k) is int and type(card.tf_bonus) is float
+    for key, value, kind in [("passage_top_k", "abc", "integer"), ("query_top_k", 12.5, "integer"),
+                             ("passage_windows", True, "integer"), ("passage_max_length", None, "integer"),
+                             ("quantization_scale", "x", "number"), ("logit_shift", [1], "number"),
+                             ("input_bonus", False, "number")]:
+        card_file.write_text(json.dumps({"name": "c", key: value}))
+        with pytest.raises(CardError, match=rf"card\.json.*{key} must be an? {kind}, got"):
+            EncoderCard.load(tmp_path / "c")
+    card_file.write_text(json.dumps({"name": "c", "logit_shift": "nan"}))
+    with pytest.raises(CardError, match="logit_shift must be a finite number"):
+        EncoderCard.load(tmp_path / "c")

@@ -22,6 +22,10 @@ class CardError(ValueError):
     pass
 
 
+INT_KEYS = ("query_max_length", "passage_max_length", "passage_windows", "query_top_k", "passage_top_k")
+FLOAT_KEYS = ("quantization_scale", "logit_shift", "input_bonus", "tf_bonus")
+
+
 @dataclass
 class EncoderCard:
     name: str
@@ -62,6 +66,7 @@ class EncoderCard:
             raise CardError(f"{where}: logit_norm must be one of {LOGIT_NORMS}, got {self.logit_norm!r}")
         if self.dtype not in DTYPES:
             raise CardError(f"{where}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+        self._coerce_numbers(where)
         for key in ("query_max_length", "passage_max_length", "passage_windows"):
             if int(getattr(self, key)) < 1:
                 raise CardError(f"{where}: {key} must be >= 1")
@@ -72,9 +77,34 @@ class EncoderCard:
             raise CardError(f"{where}: query_top_k must be in 1..1024 (Lucene's clause limit)")
         if not float(self.quantization_scale) > 0:
             raise CardError(f"{where}: quantization_scale must be > 0")
-        for key in ("input_bonus", "tf_bonus"):
-            if not math.isfinite(float(getattr(self, key))):
+        for key in ("logit_shift", "input_bonus", "tf_bonus"):
+            if not math.isfinite(getattr(self, key)):
                 raise CardError(f"{where}: {key} must be a finite number, got {getattr(self, key)!r}")
+
+    def _coerce_numbers(self, where: str):
+        """Integer and float settings as their types: a hand-edited card.json may hold "256" or 256.0, which are
+        taken as 256; a value that is not a number of that kind (e.g. "abc", 12.5 for an int, true) is a
+        CardError naming the key, never a bare ValueError from deep inside encoding."""
+        for key in INT_KEYS:
+            value = getattr(self, key)
+            try:
+                if isinstance(value, bool):
+                    raise ValueError
+                number = float(value) if isinstance(value, str) else value
+                if not isinstance(number, (int, float)) or not float(number).is_integer():
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise CardError(f"{where}: {key} must be an integer, got {value!r}") from None
+            setattr(self, key, int(number))
+        for key in FLOAT_KEYS:
+            value = getattr(self, key)
+            try:
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    raise ValueError
+                number = float(value)
+            except ValueError:
+                raise CardError(f"{where}: {key} must be a number, got {value!r}") from None
+            setattr(self, key, number)
 
     @property
     def directory(self) -> Path | None:
