@@ -7,6 +7,8 @@
 encode (sharded, resumable; one process per GPU with --gpus) -> impact index -> search every topic set (query
 cache kept) -> trec_eval -> each metric against its expected value +- tolerance. Prints a pass/fail table, writes
 eval/results/NAME.json and regenerates eval/results.md. Exit status 1 when a metric is out of tolerance.
+A regression with `encoder: fusion` and `fusion: {runs: [NAME, ...], method: rrf|interpolation, weights: [...]}`
+runs (or resumes) the regressions it names and checks their fused run (python -m csplade_pyserini.fuse).
 """
 from __future__ import annotations
 
@@ -28,9 +30,15 @@ from .writer import avg_terms
 
 REG_KEYS = {"name", "kind", "description", "collection", "encoder", "requires", "subset", "encode", "search",
             "tolerance", "cross_dtype_tolerance", "evaluations", "command", "measured_on", "role", "setup",
-            "score_key", "sweep"}
-ROLES = ("shipped", "baseline", "ablation", "paper")
+            "score_key", "sweep", "fusion"}
+ROLES = ("shipped", "baseline", "ablation", "hybrid", "paper")
 BM25 = "bm25"  # `encoder: bm25` runs Pyserini's BM25 on the same documents and queries
+FUSION = "fusion"  # `encoder: fusion` fuses the runs of other regressions (`fusion: {runs: [NAME, ...], ...}`)
+FUSION_KEYS = {"runs", "method", "weights", "rrf_k", "depth"}
+
+
+def default_workdir(name: str) -> Path:
+    return REPO_DIR / "runs" / "reproduce" / name
 
 
 def load_regression(path) -> dict:
@@ -63,8 +71,46 @@ def load_regression(path) -> dict:
     if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
         raise SpecError(f"{where}: encode.windows must be a positive int, got {w!r}")
     _check_keys(d.get("search") or {}, {"hits", "batch_size"}, set(), f"{where}: search")
+    if (d.get("encoder") == FUSION) != ("fusion" in d):
+        raise SpecError(f"{where}: `encoder: fusion` and a `fusion:` block go together")
+    if "fusion" in d:
+        _check_fusion(d, where)
     d["_spec"], d["_path"] = spec, str(path)
     return d
+
+
+def _check_fusion(d: dict, where: str) -> None:
+    from .fuse import METHODS
+
+    f = d["fusion"]
+    if not isinstance(f, dict):
+        raise SpecError(f"{where}: fusion must be a mapping, got {f!r}")
+    _check_keys(f, FUSION_KEYS, {"runs", "method"}, f"{where}: fusion")
+    runs = f["runs"]
+    if not isinstance(runs, list) or len(runs) < 2 or not all(isinstance(r, str) for r in runs):
+        raise SpecError(f"{where}: fusion.runs must list two or more regression names, got {runs!r}")
+    if f["method"] not in METHODS:
+        raise SpecError(f"{where}: fusion.method must be one of {METHODS}, got {f['method']!r}")
+    w = f.get("weights")
+    if w is not None and (f["method"] != "interpolation" or not isinstance(w, list) or len(w) != len(runs)
+                          or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in w)):
+        raise SpecError(f"{where}: fusion.weights must be {len(runs)} numbers >= 0 (one per run, interpolation "
+                        f"only), got {w!r}")
+    for key in ("rrf_k", "depth"):
+        v = f.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < (1 if key == "depth" else 0)):
+            raise SpecError(f"{where}: fusion.{key} must be a positive number, got {v!r}")
+    for name in runs:
+        sub = Path(where).parent / f"{name}.yaml"
+        if not sub.is_file():
+            raise SpecError(f"{where}: fusion run {name!r} names no regression ({sub} not found)")
+
+
+def fusion_label(f: dict) -> str:
+    """e.g. "interpolation 0.3/0.7 (smollm2-135m-echo-fitted, bm25)" for the results tables."""
+    how = (f"interpolation {'/'.join(f'{w:g}' for w in f['weights'])}" if f["method"] == "interpolation"
+           and f.get("weights") else f"rrf k={f.get('rrf_k', 60):g}" if f["method"] == "rrf" else f["method"])
+    return how
 
 
 def encode_sharded(corpus, vectors, encoder, fields, batch_size, max_length, gpus: int, windows=None):
@@ -152,7 +198,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     if not encoder:
         raise UsageError(f"{reg['name']} needs --encoder: {reg.get('requires') or 'no encoder in the regression'}")
     threads = threads or os.cpu_count() or 1
-    work = Path(workdir or REPO_DIR / "runs" / "reproduce" / reg["name"])
+    work = Path(workdir or default_workdir(reg["name"]))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     corpus = convert_corpus(spec, spec.corpus_path(corpus_dir), work / "corpus.jsonl")
@@ -180,7 +226,11 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     search_cfg = reg.get("search") or {}
     hits = search_cfg.get("hits", 1000)
     stats: dict = {}
-    if str(encoder) == BM25:
+    if str(encoder) == FUSION:
+        search, n_docs, info, parts = _fusion_parts(reg, work.parent, corpus_dir, gpus, results_dir, threads, hits)
+        stats["fusion"] = {**reg["fusion"], "parts": parts}
+        encoder = f"{fusion_label(reg['fusion'])}: {' + '.join(p['encoder'] for p in parts)}"
+    elif str(encoder) == BM25:
         from .bm25 import bm25_collection, bm25_search
         from .index import build_bm25_index
 
@@ -219,7 +269,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     for ts, (topics, qrels) in sets.items():
         run_file = work / f"run.{ts}.txt"
         search(ts, topics, run_file)
-        if str(encoder) != BM25:
+        if str(encoder) != BM25 and "fusion" not in stats:
             stats.setdefault("terms_per_query", {})[ts] = round(avg_terms(work / f"queries.{ts}.jsonl", "vector"), 1)
         expected = reg["evaluations"][ts] or {}
         measured = evaluate(run_file, qrels, list(dict.fromkeys([*expected, *REPORTED])))
@@ -238,7 +288,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         ok = True
     sweep = []
     for k in (reg.get("sweep") or {}).get("top_k") or []:
-        if str(encoder) == BM25:
+        if str(encoder) == BM25 or "fusion" in stats:
             break
         pruned = work / f"vectors-top{k}"
         if not pruned.exists():
@@ -272,6 +322,41 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
 
 
 REPORTED = ("ndcg@10", "mrr@10", "r@100", "map")  # measured for every regression, expected or not
+
+
+def _fusion_parts(reg: dict, workroot: Path, corpus_dir, gpus, results_dir, threads, hits):
+    """Run (or resume: encoding, indexes and query vectors are reused) each regression a fusion regression names,
+    in ``workroot / NAME`` (beside the fusion's own workdir: runs/reproduce/NAME by default). Returns a search
+    function that fuses their run files per topic set, the documents, the index bytes (the parts' sum: a hybrid
+    serves every index it fuses) and a summary of the parts."""
+    from .fuse import fuse, read_run
+    from .search import write_run
+
+    f = reg["fusion"]
+    parts, n_docs = [], None
+    for name in f["runs"]:
+        sub = load_regression(Path(reg["_path"]).parent / f"{name}.yaml")
+        if sub["_spec"].name != reg["_spec"].name or sub.get("subset") != reg.get("subset"):
+            raise SpecError(f"{reg['_path']}: fusion run {name!r} is on {sub['_spec'].name} "
+                            f"{sub.get('subset') or 'whole'}, not on this regression's documents")
+        missing = set(reg["evaluations"]) - set(sub["evaluations"])
+        if missing:
+            raise SpecError(f"{reg['_path']}: fusion run {name!r} has no topic set {sorted(missing)}")
+        print(f"[reproduce] fusion part {name}", file=sys.stderr)
+        res = run_regression(sub["_path"], corpus_dir, None, gpus, workroot / name, results_dir, threads)
+        if n_docs is not None and res["docs"] != n_docs:
+            raise SpecError(f"{reg['_path']}: fusion parts index {n_docs} and {res['docs']} documents")
+        n_docs = res["docs"]
+        parts.append({"name": name, "encoder": res["encoder"], "pass": res["pass"], "index_bytes": res["index_bytes"],
+                      "metrics": res["metrics"]})
+    depth = int(f.get("depth", 1000))
+
+    def search(ts, topics, run_file):
+        runs = [read_run(workroot / name / f"run.{ts}.txt") for name in f["runs"]]
+        fused = fuse(runs, f["method"], f.get("weights"), float(f.get("rrf_k", 60)), depth, hits)
+        write_run({q: fused.get(q, []) for q in topics}, run_file, tag="csplade-fused")
+
+    return search, n_docs, {"bytes": sum(p["index_bytes"] for p in parts)}, parts
 
 
 def _impact_index(vectors: Path, index: Path, n_docs: int, threads) -> dict:
@@ -346,7 +431,8 @@ def build_parser():
     p.add_argument("--encoder", default=None, help="encoder name or path (overrides the regression's; needed for paper runs)")
     p.add_argument("--gpus", type=int, default=1, help="encode with one process per GPU (default: 1)")
     p.add_argument("--threads", type=int, default=None, help="indexing/search threads (default: all cores)")
-    p.add_argument("--workdir", default=None, help="scratch folder (default: runs/reproduce/NAME; reused to resume)")
+    p.add_argument("--workdir", default=None, help="scratch folder (default: runs/reproduce/NAME; reused to resume; "
+                                                  "a fusion regression's parts run beside it)")
     p.add_argument("--results-dir", default=None, help="where NAME.json goes (default: eval/results)")
     p.add_argument("--accept", action="store_true",
                    help="write the measured values into the regression YAML as its expected values (a new "

@@ -48,9 +48,9 @@ def _fmt(v, spec=".4f"):
 def comparison_tables(results: list[dict]) -> list[str]:
     by_setup: dict[str, list[dict]] = {}
     for r in results:
-        if r.get("setup") and r.get("role") in ("shipped", "baseline", "ablation"):
+        if r.get("setup") and r.get("role") in ("shipped", "baseline", "ablation", "hybrid"):
             by_setup.setdefault(r["setup"], []).append(r)
-    order = {"baseline": 0, "shipped": 1, "ablation": 2}
+    order = {"baseline": 0, "shipped": 1, "hybrid": 2, "ablation": 3}
     lines = []
     for setup, rs in sorted(by_setup.items()):
         rs.sort(key=lambda r: (order[r["role"]], -(_first(r).get("ndcg@10") or 0)))
@@ -148,7 +148,7 @@ def plot(results: list[dict], out: Path) -> Path | None:
             ts = next(iter(r["metrics"]))
             pts = sorted([(p["index_bytes"] / 2**20, p[ts]["ndcg@10"]) for p in r.get("sweep") or []]
                          + [(r["index_bytes"] / 2**20, r["metrics"][ts]["ndcg@10"])])
-            style = {"baseline": "s", "shipped": "o", "ablation": "x"}.get(r["role"], "o")
+            style = {"baseline": "s", "shipped": "o", "ablation": "x", "hybrid": "^"}.get(r["role"], "o")
             ax.plot([x for x, _ in pts], [y for _, y in pts], marker=style, label=f"{r['encoder']} ({r['role']})")
         ax.set_xlabel("index size on disk (MiB)")
         ax.set_ylabel("nDCG@10")
@@ -206,8 +206,10 @@ def write_results(results_dir: Path | None = None, regressions_dir: Path | None 
              f"`eval/{JSON_FILE}`.", "",
              "## Encoders against BM25", "",
              "Every row of a table ran on the same documents and queries. `baseline` rows are BM25 (Pyserini, "
-             "k1=0.9, b=0.4) and the untrained head; `ablation` rows are trained encoders that are not shipped. "
-             "docs/s is corpus encoding speed on the machine named.", ""]
+             "k1=0.9, b=0.4) and the untrained head; `ablation` rows are trained encoders that are not shipped; "
+             "`hybrid` rows fuse other rows' runs (`python -m csplade_pyserini.fuse`; weights chosen on training "
+             "queries; index MiB is the sum of the indexes it searches). docs/s is corpus encoding speed on the "
+             "machine named.", ""]
     lines += comparison_tables(results)
     if png:
         lines += [f"![nDCG@10 against index size]({PLOT})", ""]

@@ -139,3 +139,68 @@ def test_cross_dtype_runs_get_the_wider_tolerance():
     assert regression_tolerance(dict(old, cross_dtype_tolerance=0.02), "bfloat16")[0] == 0.02
     assert regression_tolerance(dict(old, tolerance=0.03), "bfloat16")[0] == 0.03  # never narrower
     assert regression_tolerance(old, None)[0] == 0.005  # BM25: no encoder dtype
+
+
+def _fusion_reg(**fusion):
+    return {"name": "hyb", "kind": "shipped", "role": "hybrid", "collection": "vaswani", "encoder": "fusion",
+            "fusion": fusion, "evaluations": {"test": {"ndcg@10": 0.5}}}
+
+
+def test_fusion_regressions_are_checked(tmp_path):
+    from csplade_pyserini.reproduce import load_regression
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(
+            {"name": name, "kind": "shipped", "collection": "vaswani", "encoder": "bm25",
+             "evaluations": {"test": {"ndcg@10": 0.5}}}))
+    path = tmp_path / "hyb.yaml"
+    cases = [({"runs": ["a", "nope"], "method": "rrf"}, "'nope' names no regression"),
+             ({"runs": ["a"], "method": "rrf"}, "two or more regression names"),
+             ({"runs": ["a", "b"], "method": "max"}, "fusion.method must be one of"),
+             ({"runs": ["a", "b"], "method": "interpolation", "weights": [1]}, "must be 2 numbers"),
+             ({"runs": ["a", "b"], "method": "rrf", "weights": [1, 1]}, "interpolation only"),
+             ({"runs": ["a", "b"], "method": "rrf", "alpha": 1}, "alpha")]
+    for fusion, msg in cases:
+        path.write_text(yaml.safe_dump(_fusion_reg(**fusion)))
+        with pytest.raises(SpecError, match=msg):
+            load_regression(path)
+    path.write_text(yaml.safe_dump({**_fusion_reg(runs=["a", "b"], method="rrf"), "encoder": "bm25"}))
+    with pytest.raises(SpecError, match="go together"):
+        load_regression(path)
+    path.write_text(yaml.safe_dump(_fusion_reg(runs=["a", "b"], method="interpolation", weights=[0.3, 0.7])))
+    assert load_regression(path)["fusion"]["weights"] == [0.3, 0.7]
+
+
+@pytest.mark.slow
+def test_fusion_regression_fuses_its_parts_runs(tmp_path):
+    from csplade_pyserini.fuse import fuse, read_run
+    from csplade_pyserini.reproduce import main
+
+    if not (data_dir() / "vaswani").exists():
+        pytest.skip("shared data not found")
+    regs = tmp_path / "regs"
+    regs.mkdir()
+    sub = {"max_docs": 40, "seed": 1, "max_queries": 3}
+    base = yaml.safe_load((REPO_DIR / "eval/regressions/vaswani-mini-smollm2-135m-causal-base.yaml").read_text())
+    base["setup"] = "tiny"  # the comparison table groups rows by setup
+    parts = {"enc": {**base, "name": "enc", "subset": sub}, "lex": {**base, "name": "lex", "encoder": "bm25", "subset": sub}}
+    for name, reg in parts.items():
+        reg.pop("encode", None) if name == "lex" else None
+        reg["evaluations"] = {"test": {"ndcg@10": 0.0}}  # wrong on purpose: a failing part still gets fused
+        (regs / f"{name}.yaml").write_text(yaml.safe_dump(reg))
+    hyb = {**_fusion_reg(runs=["enc", "lex"], method="interpolation", weights=[0.4, 0.6]), "subset": sub, "setup": "tiny"}
+    (regs / "hyb.yaml").write_text(yaml.safe_dump(hyb))
+    work, results = tmp_path / "work", tmp_path / "results"
+    with pytest.raises(SystemExit):  # 0.5 is not what it measures
+        main([str(regs / "hyb.yaml"), "--workdir", str(work / "hyb"), "--results-dir", str(results)])
+    res = json.loads((results / "hyb.json").read_text())
+    enc, lex = (json.loads((results / f"{n}.json").read_text()) for n in ("enc", "lex"))
+    assert (work / "enc" / "run.test.txt").exists() and (work / "lex" / "run.test.txt").exists()
+    assert res["role"] == "hybrid" and res["docs"] == enc["docs"] == lex["docs"] and res["queries"] == {"test": 3}
+    assert res["index_bytes"] == enc["index_bytes"] + lex["index_bytes"]
+    assert res["encoder"] == "interpolation 0.4/0.6: smollm2-135m-causal-base + bm25"
+    assert [p["pass"] for p in res["fusion"]["parts"]] == [False, False]
+    want = fuse([read_run(work / n / "run.test.txt") for n in ("enc", "lex")], "interpolation", [0.4, 0.6])
+    got = read_run(work / "hyb" / "run.test.txt")
+    assert [d for d, _ in got[next(iter(got))]] == [d for d, _ in want[next(iter(got))]]
+    assert "interpolation 0.4/0.6" in (tmp_path / "results.md").read_text()
