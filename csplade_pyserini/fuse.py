@@ -47,10 +47,11 @@ def read_run(path) -> dict[str, list[tuple[str, float]]]:
             q = best.setdefault(qid, {})
             if s > q.get(docid, -math.inf):
                 q[docid] = s
-    return {q: sorted(d.items(), key=lambda x: (-x[1], x[0])) for q, d in best.items()}
+    return {q: _ranked(d) for q, d in best.items()}
 
 
-def _ranked(scores: dict[str, float], hits: int) -> list[tuple[str, float]]:
+def _ranked(scores: dict[str, float], hits: int | None = None) -> list[tuple[str, float]]:
+    """Best first; ties by docid."""
     return sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:hits]
 
 

@@ -98,8 +98,9 @@ def _check_fusion(d: dict, where: str) -> None:
                         f"only), got {w!r}")
     for key in ("rrf_k", "depth"):
         v = f.get(key)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < (1 if key == "depth" else 0)):
-            raise SpecError(f"{where}: fusion.{key} must be a positive number, got {v!r}")
+        low = 1 if key == "depth" else 0
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < low):
+            raise SpecError(f"{where}: fusion.{key} must be a number >= {low}, got {v!r}")
     for name in runs:
         sub = Path(where).parent / f"{name}.yaml"
         if not sub.is_file():
@@ -107,10 +108,10 @@ def _check_fusion(d: dict, where: str) -> None:
 
 
 def fusion_label(f: dict) -> str:
-    """e.g. "interpolation 0.3/0.7 (smollm2-135m-echo-fitted, bm25)" for the results tables."""
-    how = (f"interpolation {'/'.join(f'{w:g}' for w in f['weights'])}" if f["method"] == "interpolation"
-           and f.get("weights") else f"rrf k={f.get('rrf_k', 60):g}" if f["method"] == "rrf" else f["method"])
-    return how
+    """A checked `fusion:` block -> "interpolation 0.3/0.7", "interpolation" (equal weights) or "rrf k=60"."""
+    if f["method"] == "rrf":
+        return f"rrf k={f.get('rrf_k', 60):g}"
+    return " ".join(["interpolation", *(["/".join(f"{w:g}" for w in f["weights"])] if f.get("weights") else [])])
 
 
 def encode_sharded(corpus, vectors, encoder, fields, batch_size, max_length, gpus: int, windows=None):
@@ -226,7 +227,8 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     search_cfg = reg.get("search") or {}
     hits = search_cfg.get("hits", 1000)
     stats: dict = {}
-    if str(encoder) == FUSION:
+    fused = str(encoder) == FUSION  # `encoder` becomes the label of the fused parts below
+    if fused:
         search, n_docs, info, parts = _fusion_parts(reg, work.parent, corpus_dir, gpus, results_dir, threads, hits)
         stats["fusion"] = {**reg["fusion"], "parts": parts}
         encoder = f"{fusion_label(reg['fusion'])}: {' + '.join(p['encoder'] for p in parts)}"
@@ -269,7 +271,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     for ts, (topics, qrels) in sets.items():
         run_file = work / f"run.{ts}.txt"
         search(ts, topics, run_file)
-        if str(encoder) != BM25 and "fusion" not in stats:
+        if str(encoder) != BM25 and not fused:
             stats.setdefault("terms_per_query", {})[ts] = round(avg_terms(work / f"queries.{ts}.jsonl", "vector"), 1)
         expected = reg["evaluations"][ts] or {}
         measured = evaluate(run_file, qrels, list(dict.fromkeys([*expected, *REPORTED])))
@@ -288,7 +290,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         ok = True
     sweep = []
     for k in (reg.get("sweep") or {}).get("top_k") or []:
-        if str(encoder) == BM25 or "fusion" in stats:
+        if str(encoder) == BM25 or fused:
             break
         pruned = work / f"vectors-top{k}"
         if not pruned.exists():
