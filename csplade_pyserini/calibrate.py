@@ -244,7 +244,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
               device: str | None = None, card_overrides: dict | None = None, overwrite: bool = False,
               command: str | None = None, tolerance: float = 0.01, scores_cache: str | None = None,
               log=print, tf_bonus: float | None = None, tf_bonuses=DEFAULT_TF_BONUSES, fit_steps: int = 0,
-              fit_lr: float = 0.01, fit_l2: float = 1e-3) -> Path:
+              fit_lr: float = 0.01, fit_l2: float = 1e-3, tune_passages: int = 0) -> Path:
     from .corpus import check_jsonl_corpus, corpus_files, doc_id, record_text
     from .encoder import CspladeEncoder, resolve_card
     from .modeling.card import TERM_BIAS_KEY, EncoderCard
@@ -262,6 +262,8 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         raise UsageError("--tf-bonus goes with --margin; with --tune-topics the tf bonus is tuned (--tf-bonuses)")
     if tune_topics and not tune_qrels:
         raise UsageError("--tune-topics needs --tune-qrels")
+    if tune_passages and not tune_topics:
+        raise UsageError("--tune-passages sets the passages the tuning queries rank: give --tune-topics/--tune-qrels")
     out = Path(output)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -301,7 +303,14 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
                         - set(sample))
         if not qids:
             raise UsageError(f"no query of {tune_topics} has a judged passage in {tune_qrels}")
-        tune = (qids, topics, qrels, judged)
+        extra = []
+        if tune_passages:  # more of the first corpus's passages as distractors (-1: all of them)
+            taken = set(sample) | set(judged)
+            rest = [key for key in records if key[0] == 0 and key not in taken]
+            have = sum(1 for k, _ in sample if k == 0) + len(judged)
+            want = len(rest) if tune_passages < 0 else max(0, tune_passages - have)
+            extra = sorted(random.Random(seed + 1).sample(rest, min(want, len(rest))))
+        tune = (qids, topics, qrels, judged, extra)
 
     store = ScoreCache(scores_cache, card)
     z = store.get("passages", enc, [records[key] for key in sample], "passage", batch_size)
@@ -310,8 +319,12 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
     mu = torch.where(allowed.bool(), mu, torch.zeros_like(mu))
     grid = []
     if tune:
-        qids, topics, qrels, judged = tune
+        qids, topics, qrels, judged, extra = tune
         zj = store.get("judged passages", enc, [records[key] for key in judged], "passage", batch_size)
+        if extra:
+            zj = torch.cat([zj, store.get("more tuning passages", enc, [records[key] for key in extra], "passage",
+                                          batch_size)])
+            judged = judged + extra
         zq = store.get("tuning queries", enc, [topics[q] for q in qids], "query", batch_size)
         first = [i for i, (k, _) in enumerate(sample) if k == 0]
         zd = torch.cat([z[first], zj])
@@ -363,6 +376,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
         chain.append(f"stage{i + 1}")
     save_file({TERM_BIAS_KEY: term_bias.contiguous()}, str(tmp / "term_bias.safetensors"))
     record = {"stage": "calibrate", "command": command, "passages": len(sample), "seed": seed,
+              "tuning_passages": len(dids) if tune else None,
               "tolerance": tolerance if tune else None,
               "corpora": [str(c) for c in corpora],
               "margin": margin, "input_bonus": bonus, "tf_bonus": tf_bonus, "tuned_on": tune_topics, "grid": grid}
@@ -432,6 +446,10 @@ def build_parser():
                    help="pick the largest margin within this much nDCG@10 of the best (sparser; default 0.01)")
     p.add_argument("--tune-topics", default=None, help="training topics to choose the margin on (never a test split)")
     p.add_argument("--tune-qrels", default=None, help="their qrels")
+    p.add_argument("--tune-passages", default="0", metavar="N|all",
+                   help="rank the tuning queries (grid and --fit-steps) against N passages of the first corpus: "
+                        "the sample's share, the judged ones, and seeded others to make up N; 'all' for the whole "
+                        "corpus, which matches a full-corpus test (default 0: the sample's share and the judged)")
     p.add_argument("--max-tune-queries", type=int, default=0, help="tune on a seeded sample of the queries (0: all)")
     p.add_argument("--scores-cache", default=None, metavar="FILE",
                    help="keep the pooled scores in FILE (.pt) and reuse them when texts and settings match: a new "
@@ -449,6 +467,15 @@ def _main(argv=None):
 
     args = sys.argv[1:] if argv is None else list(argv)
     a = build_parser().parse_args(args)
+    if a.tune_passages == "all":
+        tune_passages = -1
+    else:
+        try:
+            tune_passages = int(a.tune_passages)
+        except ValueError:
+            raise UsageError(f"--tune-passages {a.tune_passages!r}: expected a number or 'all'") from None
+        if tune_passages < 0:
+            raise UsageError(f"--tune-passages must be >= 0 or 'all', got {tune_passages}")
     grids = {}
     for flag, text in (("--margins", a.margins), ("--bonuses", a.bonuses), ("--tf-bonuses", a.tf_bonuses)):
         try:
@@ -463,6 +490,7 @@ def _main(argv=None):
               command=" ".join(["python -m csplade_pyserini.calibrate"] + [shlex.quote(x) for x in args]),
               tolerance=a.tolerance, scores_cache=a.scores_cache, tf_bonus=a.tf_bonus,
               tf_bonuses=grids["--tf-bonuses"], fit_steps=a.fit_steps, fit_lr=a.fit_lr, fit_l2=a.fit_l2,
+              tune_passages=tune_passages,
               log=lambda s: print(s, file=sys.stderr))
 
 

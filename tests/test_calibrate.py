@@ -313,3 +313,34 @@ def test_fit_term_bias_improves_held_out_queries():
     assert bias[n] != 0 and int((bias[:n] == 0).sum()) == rec["holdout_queries"] == 10, \
         "only the fit pairs' terms and the shared noise term move"
     assert rec["fit_passages"] == 20, "the held-out queries' passages are not negatives of the fit"
+
+
+def test_tune_passages_ranks_the_tuning_queries_against_more_of_the_corpus(tmp_path, tiny_checkpoint, capsys):
+    """--tune-passages: the tuning pool is the sample's share plus the judged passages by default, grows with seeded
+    unjudged passages up to N, and is the whole first corpus with 'all' (-1); the term-bias sample is unchanged."""
+    from csplade_pyserini.calibrate import calibrate, main
+    from safetensors.torch import load_file
+
+    corpus, topics, qrels = _corpus(tmp_path)
+    with open(corpus, "a", encoding="utf-8") as f:  # 10 unjudged distractors: 16 passages in all
+        for i in range(10):
+            f.write(json.dumps({"id": f"x{i}", "title": "", "text": f"unrelated text number {i} about weather"}) + "\n")
+    kw = dict(variant="echo", passages=2, margins=(0.5,), bonuses=(1.0,), tf_bonuses=(0.0,), tune_topics=str(topics),
+              tune_qrels=str(qrels), device="cpu", log=lambda s: None)
+    pools, biases = {}, {}
+    for n in (0, 12, -1):
+        out = calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / f"cal{n}"), tune_passages=n, **kw)
+        pools[n] = json.loads((out / "card.json").read_text())["training"]["tuning_passages"]
+        biases[n] = load_file(str(out / "term_bias.safetensors"))["term_bias"]
+    sample_share_unjudged = pools[0] - len(TOPICS)  # the sample's passages that are not judged ones
+    assert 0 <= sample_share_unjudged <= 2
+    assert pools[12] == 12 and pools[-1] == 16
+    assert torch.equal(biases[0], biases[12]) and torch.equal(biases[0], biases[-1]), "the bias sample is the same"
+    with pytest.raises(SystemExit) as e:
+        main(["--corpus", str(corpus), "--output", str(tmp_path / "x"), "--tune-topics", str(topics),
+              "--tune-qrels", str(qrels), "--tune-passages", "many"])
+    assert e.value.code == 2 and "--tune-passages 'many'" in capsys.readouterr().err
+    from csplade_pyserini.cli import UsageError
+    with pytest.raises(UsageError, match="--tune-passages"):
+        calibrate(str(tiny_checkpoint), str(corpus), str(tmp_path / "y"), margin=1.0, tune_passages=-1,
+                  log=lambda s: None)
