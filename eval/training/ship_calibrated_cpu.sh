@@ -2,7 +2,7 @@
 # Rebuilds the shipped smollm2-135m-echo-calibrated encoder exactly (VARIANT=causal|bi for the other variants'
 # calibrated heads), then measures it with the shipped regressions. No gradient training, no test queries:
 #   1. dev split of SciFact train (709 fit / 100 dev) -- the head is tuned on TUNE_QUERIES seeded fit queries
-#      (default 150; 0 = all 709). The shipped smollm2-135m-echo-fitted (the default) is
+#      (default 150; 0 = all 709). The shipped smollm2-135m-echo-fitted (the default until session 16) is
 #      VARIANT=echo NAME=smollm2-135m-echo-fitted TUNE_QUERIES=0 FIT_STEPS=60 TOLERANCE=0 MARGINS=4,5,6,7,8 BONUSES=2,4,6,8
 #   2. calibrate: term bias from 600 unlabeled passages (300 SciFact + 300 Vaswani corpus, seed 13), margin x
 #      input-bonus x tf-bonus grid (the bonus lowers the cut for the text's own tokens, the tf bonus rewards
