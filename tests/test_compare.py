@@ -1,0 +1,56 @@
+"""Per-query scores and the paired comparison of two runs (eval --compare), on hand-made runs and qrels."""
+import pytest
+
+from csplade_pyserini.cli import UsageError
+from csplade_pyserini.eval import _main, compare_runs, evaluate, paired_comparison, per_query
+
+
+def _write(tmp_path):
+    (tmp_path / "qrels.txt").write_text("q1 0 d1 1\nq2 0 d2 1\nq3 0 d3 1\nq4 0 d4 1\n")
+    # A finds q1's document at rank 1 and q2's at rank 3; B finds q1 and q2 at rank 1; neither searches q4
+    (tmp_path / "a.txt").write_text("q1 Q0 d1 1 3.0 a\nq1 Q0 d9 2 2.0 a\nq2 Q0 d8 1 3.0 a\nq2 Q0 d7 2 2.0 a\n"
+                                    "q2 Q0 d2 3 1.0 a\nq3 Q0 d3 1 1.0 a\n")
+    (tmp_path / "b.txt").write_text("q1 Q0 d1 1 3.0 b\nq2 Q0 d2 1 3.0 b\nq3 Q0 d9 1 1.0 b\nq3 Q0 d3 2 0.5 b\n")
+    return tmp_path / "qrels.txt", tmp_path / "a.txt", tmp_path / "b.txt"
+
+
+def test_per_query_mean_equals_trec_eval_all(tmp_path):
+    qrels, a, b = _write(tmp_path)
+    for run in (a, b):
+        for metric in ("ndcg@10", "mrr@10", "map"):
+            pq = per_query(run, qrels, metric)
+            assert set(pq) == {"q1", "q2", "q3", "q4"} and pq["q4"] == 0.0  # missing query counts as 0, as -c does
+            assert sum(pq.values()) / len(pq) == pytest.approx(evaluate(run, qrels, [metric])[metric], abs=1e-4)
+    assert per_query(b, qrels, "mrr@10") == pytest.approx({"q1": 1.0, "q2": 1.0, "q3": 0.5, "q4": 0.0}, abs=1e-4)
+    assert per_query(a, qrels, "mrr@10") == pytest.approx({"q1": 1.0, "q2": 1 / 3, "q3": 1.0, "q4": 0.0}, abs=1e-4)  # trec_eval prints 4 decimals
+
+
+def test_compare_counts_wins_ties_losses(tmp_path):
+    qrels, a, b = _write(tmp_path)
+    c = compare_runs(a, b, qrels, ["mrr@10"], samples=2000)["mrr@10"]
+    assert (c["wins"], c["ties"], c["losses"], c["queries"]) == (1, 2, 1, 4)
+    assert c["diff"] == pytest.approx((2 / 3 - 0.5) / 4, abs=1e-4)
+    assert c["ci95"][0] <= c["diff"] <= c["ci95"][1]
+    assert 0.3 < c["p_randomization"] <= 1.0  # 4 queries, one win and one loss: nowhere near significant
+    same = compare_runs(a, a, qrels, ["ndcg@10"], samples=500)["ndcg@10"]
+    assert same["diff"] == 0.0 and same["p_randomization"] == 1.0 and same["ties"] == 4
+
+
+def test_paired_comparison_detects_a_consistent_gain():
+    a = {f"q{i}": 0.5 for i in range(60)}
+    b = {q: v + 0.05 + 0.01 * (i % 3) for i, (q, v) in enumerate(a.items())}
+    c = paired_comparison(a, b, samples=2000)
+    assert c["wins"] == 60 and c["p_randomization"] < 0.001 and c["ci95"][0] > 0
+    # seeded: the same call gives the same numbers
+    assert paired_comparison(a, b, samples=2000) == c
+
+
+def test_compare_cli_errors(tmp_path):
+    qrels, a, b = _write(tmp_path)
+    with pytest.raises(UsageError, match="exactly two runs"):
+        _main(["--qrels", str(qrels), "--run", str(a), "--compare"])
+    with pytest.raises(UsageError, match="share no judged query"):
+        paired_comparison({"x": 1.0}, {"y": 1.0})
+    out = _main(["--qrels", str(qrels), "--run", str(a), str(b), "--compare", "--metrics", "mrr@10",
+                 "--samples", "200"])
+    assert out["comparison"]["mrr@10"]["wins"] == 1
