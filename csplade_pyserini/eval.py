@@ -42,7 +42,8 @@ def filter_qrels(qrels, qids, out) -> Path:
     return out
 
 
-def evaluate(run_file, qrels, metrics=DEFAULT_METRICS) -> dict[str, float]:
+def _checked(run_file, qrels, metrics) -> tuple[Path, Path]:
+    """The qrels file and the run file, after the checks every trec_eval call needs (clear errors, not Java's)."""
     from .topics import qrels_path
 
     qrels_file = qrels_path(str(qrels))
@@ -55,50 +56,42 @@ def evaluate(run_file, qrels, metrics=DEFAULT_METRICS) -> dict[str, float]:
     if unknown:
         raise UsageError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
     jvm.bootstrap()  # puts the chosen Java's bin/ first on PATH: trec_eval starts `java` from there
-    from pyserini.eval.trec_eval import trec_eval
-
-    out = {}
-    for m in metrics:
-        flags, name = METRICS[m]
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            trec_eval(["trec_eval", "-c", *flags, str(qrels_file), str(run_file)])
-        values = {line.split()[0]: float(line.split()[2]) for line in buf.getvalue().splitlines()
-                  if len(line.split()) == 3 and line.split()[1] == "all"}
-        if name not in values:
-            raise RuntimeError(f"trec_eval printed no {name} for {run_file}: {buf.getvalue()[-300:]!r}")
-        out[m] = values[name]
-    return out
+    return qrels_file, run_file
 
 
-def per_query(run_file, qrels, metric: str) -> dict[str, float]:
-    """{qid: value} of one metric for every query the qrels judge (trec_eval -q; a query the run lacks is 0, as
-    -c counts it), so that the mean equals :func:`evaluate`'s value."""
-    from .topics import qrels_path
-
-    qrels_file = qrels_path(str(qrels))
-    if metric not in METRICS:
-        raise UsageError(f"unknown metric {metric!r}; known: {list(METRICS)}")
-    if not Path(run_file).is_file():
-        raise UsageError(f"run file not found: {run_file}")
-    jvm.bootstrap()
+def _trec_eval(run_file: Path, qrels_file: Path, metric: str, per_query: bool = False) -> dict[str, float]:
+    """{qid: value} of one metric from one trec_eval -c call, "all" for the mean (per-query rows with -q)."""
     from pyserini.eval.trec_eval import trec_eval
 
     flags, name = METRICS[metric]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        trec_eval(["trec_eval", "-c", "-q", *flags, str(qrels_file), str(run_file)])
-    judged = []
-    for line in open(qrels_file, encoding="utf-8"):
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] not in judged:
-            judged.append(parts[0])
-    values = {q: 0.0 for q in dict.fromkeys(judged)}
-    for line in buf.getvalue().splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == name and parts[1] != "all" and parts[1] in values:
-            values[parts[1]] = float(parts[2])
+        trec_eval(["trec_eval", "-c", *(["-q"] if per_query else []), *flags, str(qrels_file), str(run_file)])
+    values = {line.split()[1]: float(line.split()[2]) for line in buf.getvalue().splitlines()
+              if len(line.split()) == 3 and line.split()[0] == name}
+    if "all" not in values:
+        raise RuntimeError(f"trec_eval printed no {name} for {run_file}: {buf.getvalue()[-300:]!r}")
     return values
+
+
+def evaluate(run_file, qrels, metrics=DEFAULT_METRICS) -> dict[str, float]:
+    qrels_file, run_file = _checked(run_file, qrels, metrics)
+    return {m: _trec_eval(run_file, qrels_file, m)["all"] for m in metrics}
+
+
+def per_query_and_mean(run_file, qrels, metric: str) -> tuple[dict[str, float], float]:
+    """({qid: value} of one metric for every query the qrels judge, trec_eval's mean): trec_eval -q, a query the
+    run lacks is 0, as -c counts it, so the values average to the mean (to trec_eval's 4 printed decimals)."""
+    qrels_file, run_file = _checked(run_file, qrels, [metric])
+    got = _trec_eval(run_file, qrels_file, metric, per_query=True)
+    with open(qrels_file, encoding="utf-8") as fh:
+        judged = dict.fromkeys(line.split()[0] for line in fh if len(line.split()) >= 4)
+    return {q: got.get(q, 0.0) for q in judged}, got["all"]
+
+
+def per_query(run_file, qrels, metric: str) -> dict[str, float]:
+    """{qid: value} of one metric for every query the qrels judge (see :func:`per_query_and_mean`)."""
+    return per_query_and_mean(run_file, qrels, metric)[0]
 
 
 def paired_comparison(a: dict[str, float], b: dict[str, float], samples: int = 10000, seed: int = 13) -> dict:
@@ -125,9 +118,17 @@ def paired_comparison(a: dict[str, float], b: dict[str, float], samples: int = 1
             "ci95": [boots[int(0.025 * samples)], boots[int(0.975 * samples) - 1]], "samples": samples, "seed": seed}
 
 
-def compare_runs(run_a, run_b, qrels, metrics=DEFAULT_METRICS, samples: int = 10000, seed: int = 13) -> dict:
-    return {m: paired_comparison(per_query(run_a, qrels, m), per_query(run_b, qrels, m), samples, seed)
-            for m in metrics}
+def compare_runs(run_a, run_b, qrels, metrics=DEFAULT_METRICS, samples: int = 10000, seed: int = 13,
+                 means: dict | None = None) -> dict:
+    """{metric: paired_comparison(A, B)}; ``means``, if given, receives {run: {metric: trec_eval's mean}} from the
+    same trec_eval calls (what :func:`evaluate` would return), so a caller need not run trec_eval again."""
+    out = {}
+    for m in metrics:
+        (qa, ma), (qb, mb) = per_query_and_mean(run_a, qrels, m), per_query_and_mean(run_b, qrels, m)
+        if means is not None:
+            means.setdefault(run_a, {})[m], means.setdefault(run_b, {})[m] = ma, mb
+        out[m] = paired_comparison(qa, qb, samples, seed)
+    return out
 
 
 def format_comparison(cmp: dict, run_a, run_b) -> str:
@@ -173,12 +174,13 @@ def _main(argv=None):
         raise UsageError(f"--compare takes exactly two runs (A B), got {len(args.run)}")
     if args.samples < 1:
         raise UsageError(f"--samples must be >= 1, got {args.samples}")
-    rows = {r: evaluate(r, args.qrels, args.metrics) for r in args.run}
     if args.compare:
-        cmp = compare_runs(args.run[0], args.run[1], args.qrels, args.metrics, args.samples, args.seed)
+        rows: dict = {}
+        cmp = compare_runs(args.run[0], args.run[1], args.qrels, args.metrics, args.samples, args.seed, rows)
         print(json.dumps({"runs": rows, "comparison": cmp}, indent=2) if args.json
               else format_table(rows, args.metrics) + "\n\n" + format_comparison(cmp, *args.run))
         return {"runs": rows, "comparison": cmp}
+    rows = {r: evaluate(r, args.qrels, args.metrics) for r in args.run}
     print(json.dumps(rows, indent=2) if args.json else format_table(rows, args.metrics))
     return rows
 

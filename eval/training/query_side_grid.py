@@ -33,7 +33,7 @@ def main(argv=None):
     p.add_argument("--encoder", required=True, help="the encoder that built the index")
     p.add_argument("--topics", nargs="+", required=True, help="training topics (TSV), one or more sets")
     p.add_argument("--qrels", nargs="+", required=True, help="their qrels, in the same order")
-    p.add_argument("--margins", default="6", help="query-side logit_shift values")
+    p.add_argument("--margins", default="", help="query-side logit_shift values (default: the card's)")
     p.add_argument("--bonuses", default="", help="query-side input_bonus values (default: the card's)")
     p.add_argument("--tf-bonuses", default="", help="query-side tf_bonus values (default: the card's)")
     p.add_argument("--top-ks", default="", help="query_top_k values (default: the card's)")
@@ -52,9 +52,11 @@ def main(argv=None):
     from csplade_pyserini.search import search_topics
 
     card = resolve_card(args.encoder)
+    if card.adapter:
+        raise SystemExit(f"{args.encoder}: cards with adapters are not supported by this script")
     src = Path(card.directory)
     work = Path(args.work)
-    grid = list(itertools.product(floats(args.margins), floats(args.bonuses) or [card.input_bonus],
+    grid = list(itertools.product(floats(args.margins) or [card.logit_shift], floats(args.bonuses) or [card.input_bonus],
                                   floats(args.tf_bonuses) or [card.tf_bonus],
                                   [int(k) for k in floats(args.top_ks)] or [card.query_top_k]))
     rows = []
@@ -67,8 +69,6 @@ def main(argv=None):
                     query_top_k=top_k)
         if data.get("term_bias"):
             shutil.copy(src / data["term_bias"], d / data["term_bias"])
-        if data.get("adapter"):
-            raise SystemExit("cards with adapters are not supported by this script")
         (d / "card.json").write_text(json.dumps(data, indent=1))
         row = {"margin": margin, "input_bonus": bonus, "tf_bonus": tf, "query_top_k": top_k}
         qenc = None
