@@ -84,6 +84,11 @@ def add_encoder_args(p: argparse.ArgumentParser, side: str = "passage"):
     p.add_argument("--top-k", type=int, default=None, help=f"override the card's {side}_top_k (terms kept per text)")
     p.add_argument("--quantization-scale", type=float, default=None,
                    help="override the card's quantization_scale (index int = round(weight x scale))")
+    if side == "query":
+        p.add_argument("--query-encoder", choices=["model", "lexical"], default=None,
+                       help="override the card's query_encoder: 'lexical' encodes queries without the model, from "
+                            "their own tokens and a per-term table (the card's query_weights, or derived from a "
+                            "calibrated head), at a tokenizer's cost; 'model' runs the LM as for passages")
     if side == "passage":
         p.add_argument("--windows", type=int, default=None,
                        help="encode a passage longer than the max length in up to this many consecutive windows of "
@@ -95,6 +100,8 @@ def encoder_overrides(args, side: str) -> dict:
     out = {f"{side}_top_k": args.top_k, "quantization_scale": args.quantization_scale}
     if side == "passage":
         out["passage_windows"] = getattr(args, "windows", None)
+    else:
+        out["query_encoder"] = getattr(args, "query_encoder", None)
     return out
 
 

@@ -87,6 +87,12 @@ class CspladeEncoder:
         self.batch_size = batch_size
         self.stats: Counter = Counter()
         self.precision: dict = {"precision": card.dtype, "quantized_linears": 0}
+        # query_encoder "lexical": queries never reach the model (modeling/lexical.py); passages do
+        self.lexical = None
+        if card.query_encoder == "lexical":
+            from .modeling.lexical import LexicalQueries, query_table
+
+            self.lexical = LexicalQueries(card, model.tokenizer, query_table(card), model.terms, model.special_ids)
 
     @classmethod
     def load(cls, encoder: str | EncoderCard | None = None, device: str | None = None, dtype: str | None = None,
@@ -137,6 +143,13 @@ class CspladeEncoder:
                    batch_size: int | None = None, progress=None):
         """Per text: (token ids, ints). Texts are bucketed by length (little padding); order is kept."""
         prefix, default_len, top_k = self.settings(side)
+        if side == "query" and self.lexical is not None:
+            out = self.lexical.encode_ids(texts, max_length, self.stats)
+            self.stats["texts"] += len(out)
+            self.stats["empty_vectors"] += sum(1 for ids, _ in out if not ids)
+            if progress is not None:
+                progress(len(out))
+            return out
         max_length = max_length or default_len
         batch_size = batch_size or self.batch_size
         windows = self.windows(side)
@@ -167,12 +180,32 @@ class CspladeEncoder:
     def explain(self, text: str, side: str = "query", top: int = 30):
         """(term, token id, int weight, float weight) for the text's top terms, as the index would store them."""
         prefix, max_length, top_k = self.settings(side)
+        if side == "query" and self.lexical is not None:
+            (w,) = self.lexical.vectors([text])
+            rows = [(self.model.terms.term(v), v, int(round(x * self.card.quantization_scale)), x) for v, x in w]
+            rows = [r for r in rows if r[2] > 0]
+            return rows[:top], len(rows)
         feats = self.model.features(self.model.token_lists([text], prefix), max_length,
                                     self.windows(side)).to(self.model.device)
         with torch.inference_mode():
             w = self.model(**feats.inputs())
         ids, ints = quantize(w, self.card.quantization_scale, top_k)[0]
         return [(self.model.terms.term(i), i, q, float(w[0, i])) for i, q in zip(ids[:top], ints[:top])], len(ids)
+
+
+def load_query_encoder(encoder: str | EncoderCard | None = None, **kw):
+    """What encodes a card's queries: a LexicalQueryEncoder (tokenizer and table only, no LM weights loaded) for a
+    ``query_encoder: lexical`` card, else CspladeEncoder.load(encoder, **kw). Card overrides in ``kw`` apply first
+    (``query_encoder="lexical"`` turns any calibrated card's queries lexical)."""
+    card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
+    load_keys = ("device", "dtype", "batch_size", "chunk_tokens", "precision", "compile")
+    overrides = {k: v for k, v in kw.items() if k not in load_keys}
+    card = card.with_overrides(**overrides)
+    if card.query_encoder == "lexical":
+        from .modeling.lexical import LexicalQueryEncoder
+
+        return LexicalQueryEncoder.load(card)
+    return CspladeEncoder.load(card, **{k: v for k, v in kw.items() if k in load_keys})
 
 
 def model_from_card(card: EncoderCard, lm, tokenizer, chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> CspladeModel:

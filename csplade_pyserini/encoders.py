@@ -19,7 +19,7 @@ jvm.bootstrap()  # pyserini.encode starts the JVM at import
 from pyserini.encode import DocumentEncoder, QueryEncoder  # noqa: E402
 
 from .corpus import join_text  # noqa: E402
-from .encoder import CspladeEncoder  # noqa: E402
+from .encoder import CspladeEncoder, load_query_encoder  # noqa: E402
 from .modeling.card import EncoderCard  # noqa: E402
 
 
@@ -68,9 +68,10 @@ class CspladeQueryEncoder(QueryEncoder):
 
     @property
     def encoder(self) -> CspladeEncoder:
-        """The model, loaded on first use (a run served entirely from the cache never loads it)."""
-        if self._encoder is None:
-            self._encoder = CspladeEncoder.load(**self._load_args)
+        """The query encoder, loaded on first use (a run served entirely from the cache never loads it): the model, or for
+        a ``query_encoder: lexical`` card only its tokenizer and per-term table (modeling/lexical.py)."""
+        if self._encoder is None:  # a lexical card's queries load only its tokenizer and table
+            self._encoder = load_query_encoder(**self._load_args)
         self.has_model = True
         return self._encoder
 

@@ -20,13 +20,15 @@ def build_parser():
 
 
 def _main(argv=None):
-    from .encoder import CspladeEncoder
+    from .encoder import CspladeEncoder, load_query_encoder
 
     args = build_parser().parse_args(argv)
-    overrides = {f"{args.side}_top_k": args.top_k, "quantization_scale": args.quantization_scale}
+    overrides = {f"{args.side}_top_k": args.top_k, "quantization_scale": args.quantization_scale,
+                 "query_encoder": args.query_encoder}
     if args.max_length:
         overrides[f"{args.side}_max_length"] = args.max_length
-    enc = CspladeEncoder.load(args.encoder, device=args.device, dtype="float16" if args.fp16 else None, **overrides)
+    load = load_query_encoder if args.side == "query" else CspladeEncoder.load  # lexical queries: no model
+    enc = load(args.encoder, device=args.device, dtype="float16" if args.fp16 else None, **overrides)
     for text in args.text:
         rows, n = enc.explain(text, args.side, args.top)
         print(f"\n{args.side}: {text!r}  ({n} terms; encoder {enc.card.name}, scale {enc.card.quantization_scale:g})")

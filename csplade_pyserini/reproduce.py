@@ -30,11 +30,13 @@ from .writer import avg_terms
 
 REG_KEYS = {"name", "kind", "description", "collection", "encoder", "requires", "subset", "encode", "search",
             "tolerance", "cross_dtype_tolerance", "evaluations", "command", "measured_on", "role", "setup",
-            "score_key", "sweep", "fusion"}
+            "score_key", "sweep", "fusion", "documents_from"}
 ROLES = ("shipped", "baseline", "ablation", "hybrid", "paper")
 BM25 = "bm25"  # `encoder: bm25` runs Pyserini's BM25 on the same documents and queries
 FUSION = "fusion"  # `encoder: fusion` fuses the runs of other regressions (`fusion: {runs: [NAME, ...], ...}`)
 FUSION_KEYS = {"runs", "method", "weights", "rrf_k", "depth"}
+CARD_SUMMARY = ("name", "variant", "passage_max_length", "passage_windows", "query_max_length", "passage_top_k",
+                "query_top_k", "quantization_scale", "query_encoder", "training")
 
 
 def default_workdir(name: str) -> Path:
@@ -75,8 +77,28 @@ def load_regression(path) -> dict:
         raise SpecError(f"{where}: `encoder: fusion` and a `fusion:` block go together")
     if "fusion" in d:
         _check_fusion(d, where)
+    if "documents_from" in d:
+        _check_documents_from(d, spec, where)
     d["_spec"], d["_path"] = spec, str(path)
     return d
+
+
+def _check_documents_from(d: dict, spec, where: str) -> None:
+    """`documents_from: NAME`: search the index of regression NAME (same collection and subset) instead of encoding
+    the corpus again; only for an encoder whose passage side equals NAME's (checked when it runs)."""
+    name = d["documents_from"]
+    if not isinstance(name, str) or d.get("encoder") in (BM25, FUSION):
+        raise SpecError(f"{where}: documents_from must name a regression, for an encoder other than bm25/fusion")
+    sub_path = Path(where).parent / f"{name}.yaml"
+    if not sub_path.is_file():
+        raise SpecError(f"{where}: documents_from {name!r} names no regression ({sub_path} not found)")
+    sub = load_yaml(sub_path)
+    if sub.get("collection") != spec.name or sub.get("subset") != d.get("subset"):
+        raise SpecError(f"{where}: documents_from {name!r} is on {sub.get('collection')} {sub.get('subset') or 'whole'}, "
+                        f"not on this regression's documents ({spec.name} {d.get('subset') or 'whole'})")
+    if sub.get("encoder") in (BM25, FUSION) or sub.get("documents_from"):
+        raise SpecError(f"{where}: documents_from {name!r} must encode its own documents (not bm25, fusion or "
+                        f"documents_from)")
 
 
 def _check_fusion(d: dict, where: str) -> None:
@@ -246,6 +268,15 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
 
         def search(ts, topics, run_file):
             bm25_search(index, topics, run_file, hits, threads)
+    elif reg.get("documents_from"):  # the documents of another regression, encoded by an equal passage side
+        src, res = _documents_from(reg, work.parent, encoder, corpus_dir, gpus, results_dir, threads)
+        vectors, index, n_docs, info = src / "vectors", src / "index", res["docs"], {"bytes": res["index_bytes"]}
+        stats.update({k: res[k] for k in ("terms_per_doc", "docs_per_s", "encode_seconds", "dtype") if k in res})
+        stats["documents_from"] = reg["documents_from"]
+        from .encoder import resolve_card
+
+        card = resolve_card(encoder).to_dict()
+        stats["encoder_card"] = {k: card.get(k) for k in CARD_SUMMARY}
     else:
         vectors = work / "vectors"
         shards = encode_sharded(corpus, vectors, encoder, spec.fields(), enc_cfg.get("batch_size", 32),
@@ -256,12 +287,10 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         stats["terms_per_doc"] = round(avg_terms(vectors), 1)
         stats["docs_per_s"] = round(n_docs / max(sum(s["seconds"] for s in shards), 1e-9), 2)
         stats["encode_seconds"] = round(sum(s["seconds"] for s in shards), 1)
-        stats["encoder_card"] = {k: shards[0]["encoder"].get(k) for k in (
-            "name", "variant", "passage_max_length", "passage_windows", "query_max_length", "passage_top_k",
-            "query_top_k", "quantization_scale", "training")}
+        stats["encoder_card"] = {k: shards[0]["encoder"].get(k) for k in CARD_SUMMARY}
         # the dtype the passages were encoded in (a bf16 card runs in float32 on a CPU without fast bf16 kernels)
         stats["dtype"] = ", ".join(sorted({str(s["encoder"].get("dtype")) for s in shards}))
-
+    if not fused and str(encoder) != BM25:
         def search(ts, topics, run_file):
             search_topics(index, topics, encoder, run_file, hits, batch_size=search_cfg.get("batch_size", 32),
                           threads=threads, encoded_queries=work / f"queries.{ts}.jsonl", quiet=True)
@@ -294,7 +323,7 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
             break
         pruned = work / f"vectors-top{k}"
         if not pruned.exists():
-            prune_vectors(work / "vectors", pruned, k)
+            prune_vectors(vectors, pruned, k)
         kinfo = _impact_index(pruned, work / f"index-top{k}", n_docs, threads)
         point = {"top_k": k, "index_bytes": kinfo["bytes"], "terms_per_doc": round(avg_terms(pruned), 1)}
         for ts, (topics, qrels) in sets.items():
@@ -359,6 +388,23 @@ def _fusion_parts(reg: dict, workroot: Path, corpus_dir, gpus, results_dir, thre
         write_run({q: fused.get(q, []) for q in topics}, run_file, tag="csplade-fused")
 
     return search, n_docs, {"bytes": sum(p["index_bytes"] for p in parts)}, parts
+
+
+def _documents_from(reg: dict, workroot: Path, encoder, corpus_dir, gpus, results_dir, threads):
+    """Run (or resume) the regression `documents_from` names in ``workroot / NAME`` after checking that this
+    regression's encoder writes the same passage vectors as its encoder (EncoderCard.passage_side: the settings and
+    the term bias / adapter files). Returns (its workdir, its result)."""
+    from .encoder import resolve_card
+
+    name = reg["documents_from"]
+    sub = load_regression(Path(reg["_path"]).parent / f"{name}.yaml")
+    mine, theirs = resolve_card(encoder).passage_side(), resolve_card(sub["encoder"]).passage_side()
+    differ = sorted(k for k in mine if mine[k] != theirs.get(k))
+    if differ:
+        raise SpecError(f"{reg['_path']}: encoder {encoder!r} does not encode passages as {sub['encoder']!r} of "
+                        f"documents_from {name!r} (they differ in {differ}): its index would not be this encoder's")
+    print(f"[reproduce] documents from {name}", file=sys.stderr)
+    return workroot / name, run_regression(sub["_path"], corpus_dir, None, gpus, workroot / name, results_dir, threads)
 
 
 def _impact_index(vectors: Path, index: Path, n_docs: int, threads) -> dict:

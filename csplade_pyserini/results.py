@@ -65,7 +65,8 @@ def comparison_tables(results: list[dict]) -> list[str]:
             m, card = _first(r), r.get("encoder_card") or {}
             tq = r.get("terms_per_query") or {}
             lines.append(
-                f"| `{r['encoder']}` | {r['role']} | {card.get('variant', '—')} | "
+                f"| `{r['encoder']}` | {r['role']} | {card.get('variant', '—')}"
+                f"{' (lexical queries)' if card.get('query_encoder') == 'lexical' else ''} | "
                 f"{training_summary(card) if card else '—'} | "
                 + " | ".join(_fmt(m.get(c)) for c in COLUMNS)
                 + f" | {r['index_bytes'] / 2**20:.2f} | {_fmt(r.get('terms_per_doc'), '.1f') or '—'} | "

@@ -188,10 +188,15 @@ def ship(source: str, name: str, description: str | None = None, keep_dtype: boo
         tmp.mkdir(parents=True, exist_ok=True)
         shutil.copy2(card.term_bias_path(), tmp / "term_bias.safetensors")
         bias = "term_bias.safetensors"
+    query_weights = None
+    if card.query_weights:  # a fitted lexical query table (python -m csplade_pyserini.fit_query_weights)
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(card.query_weights_path(), tmp / "query_weights.safetensors")
+        query_weights = "query_weights.safetensors"
     training = {"stages": training_stages(card)}
     adapter = (chain if len(chain) > 1 else chain[0]) if chain else None
     shipped = EncoderCard(**{**card.to_dict(), "name": name, "adapter": adapter, "term_bias": bias,
-                             "description": description or card.description, "training": training, "scores": {},
+                             "query_weights": query_weights, "description": description or card.description, "training": training, "scores": {},
                              **(card_overrides or {})})
     shipped.save(tmp)
     size = dir_mb(tmp)

@@ -204,3 +204,34 @@ def test_fusion_regression_fuses_its_parts_runs(tmp_path):
     got = read_run(work / "hyb" / "run.test.txt")
     assert [d for d, _ in got[next(iter(got))]] == [d for d, _ in want[next(iter(got))]]
     assert "interpolation 0.4/0.6" in (tmp_path / "results.md").read_text()
+
+
+def test_documents_from_is_checked(tmp_path):
+    """`documents_from: NAME` searches NAME's index: same collection and subset, NAME encodes its own documents, and
+    (when it runs) the encoder's passage side must be NAME's encoder's."""
+    from csplade_pyserini.reproduce import _documents_from, load_regression
+
+    def reg(name, **kw):
+        d = {"name": name, "kind": "shipped", "collection": "vaswani", "encoder": "smollm2-135m-echo-corpusfit",
+             "subset": {"max_docs": 30, "seed": 1}, "evaluations": {"test": {"ndcg@10": 0.5}}, **kw}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(d))
+        return tmp_path / f"{name}.yaml"
+
+    reg("src")
+    reg("other-subset", subset={"max_docs": 31, "seed": 1})
+    reg("lexical-bm25", encoder="bm25")
+    cases = [(dict(documents_from="nope"), "'nope' names no regression"),
+             (dict(documents_from="other-subset"), "not on this regression's documents"),
+             (dict(documents_from="lexical-bm25"), "must encode its own documents"),
+             (dict(documents_from="src", encoder="bm25"), "for an encoder other than bm25"),
+             (dict(documents_from=["src"]), "must name a regression")]
+    for kw, msg in cases:
+        with pytest.raises(SpecError, match=msg):
+            load_regression(reg("q", **kw))
+    ok = load_regression(reg("q", documents_from="src"))
+    assert ok["documents_from"] == "src"
+    # echo-fitted's term bias is not corpusfit's: its index would not be corpusfit's (nothing is encoded first)
+    bad = load_regression(reg("q2", documents_from="src", encoder="smollm2-135m-echo-fitted"))
+    with pytest.raises(SpecError, match=r"differ in \['term_bias'\]"):
+        _documents_from(bad, tmp_path / "work", bad["encoder"], None, 1, tmp_path / "results", 1)
+    assert not (tmp_path / "work").exists()

@@ -29,10 +29,13 @@ def test_every_shipped_encoder_is_small_named_safely_and_has_expected_terms():
             assert all(s.get("command", "").startswith(("python -m csplade_pyserini.train",
                                                         "python -m csplade_pyserini.calibrate",
                                                         "python -m csplade_pyserini.mine_negatives",
+                                                        "python -m csplade_pyserini.fit_query_weights",
                                                         "python eval/training/make_title_pairs.py"))
                        for s in card.training["stages"]), name
         if card.term_bias:
             assert card.term_bias_path().resolve().is_relative_to(d.resolve()) and card.load_term_bias() is not None
+        if card.query_weights:
+            assert card.query_weights_path().resolve().is_relative_to(d.resolve()) and card.query_encoder == "lexical"
 
 
 @pytest.mark.parametrize("name", ENCODERS)

@@ -15,6 +15,8 @@ VARIANTS = ("causal", "echo", "bi")
 DTYPES = ("bfloat16", "float16", "float32")
 LOGIT_NORMS = ("none", "log_softmax")
 TERM_BIAS_KEY = "term_bias"
+QUERY_ENCODERS = ("model", "lexical")
+QUERY_WEIGHTS_KEY = "query_weights"
 CARD_FILE = "card.json"
 
 
@@ -47,6 +49,12 @@ class EncoderCard:
     tf_bonus: float = 0.0  # + tf_bonus * log(count) for the text's own tokens (term frequency; modeling/head)
     term_bias: str | None = None  # safetensors file (key "term_bias", [vocab]) relative to the card's dir, or None
     lowercase: bool = False  # lowercase query and passage texts before tokenizing (e.g. for all-caps topics)
+    # how queries are encoded: "model" (the LM, as passages) or "lexical" (no model call: the query's own tokens
+    # weighted by a per-term table, see modeling/lexical.py); passages always go through the model
+    query_encoder: str = "model"
+    # lexical queries' per-term table: safetensors file (key "query_weights", [vocab]) relative to the card's dir;
+    # None = derived from the head (term_bias + input_bonus - logit_shift: a token the model is sure of)
+    query_weights: str | None = None
     adapter: str | list | None = None  # peft adapter dir(s), relative to the card's dir, merged in order
     base_sha256: str | None = None  # checksum of the base weights the adapter was trained on
     dtype: str = "bfloat16"
@@ -64,6 +72,8 @@ class EncoderCard:
             raise CardError(f"{where}: variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.logit_norm not in LOGIT_NORMS:
             raise CardError(f"{where}: logit_norm must be one of {LOGIT_NORMS}, got {self.logit_norm!r}")
+        if self.query_encoder not in QUERY_ENCODERS:
+            raise CardError(f"{where}: query_encoder must be one of {QUERY_ENCODERS}, got {self.query_encoder!r}")
         if self.dtype not in DTYPES:
             raise CardError(f"{where}: dtype must be one of {DTYPES}, got {self.dtype!r}")
         self._coerce_numbers(where)
@@ -121,15 +131,19 @@ class EncoderCard:
         names = [self.adapter] if isinstance(self.adapter, str) else list(self.adapter or [])
         return [p if (p := Path(n)).is_absolute() or self.directory is None else self.directory / p for n in names]
 
-    def term_bias_path(self) -> Path | None:
-        if not self.term_bias:
+    def _card_file(self, name: str | None) -> Path | None:
+        if not name:
             return None
-        p = Path(self.term_bias)
+        p = Path(name)
         return p if p.is_absolute() or self.directory is None else self.directory / p
 
-    def load_term_bias(self):
-        """The per-term bias as a float32 tensor [vocab], or None; a missing or malformed file is a CardError."""
-        path = self.term_bias_path()
+    def term_bias_path(self) -> Path | None:
+        return self._card_file(self.term_bias)
+
+    def query_weights_path(self) -> Path | None:
+        return self._card_file(self.query_weights)
+
+    def _load_vector(self, path: Path | None, key: str, what: str):
         if path is None:
             return None
         from safetensors import SafetensorError
@@ -138,12 +152,40 @@ class EncoderCard:
         try:
             tensors = load_file(str(path))
         except (FileNotFoundError, SafetensorError, OSError) as e:
-            raise CardError(f"encoder card {self.path or self.name!r}: cannot read term_bias {path}: {e}") from None
-        t = tensors.get(TERM_BIAS_KEY)
+            raise CardError(f"encoder card {self.path or self.name!r}: cannot read {what} {path}: {e}") from None
+        t = tensors.get(key)
         if t is None or t.dim() != 1:
             raise CardError(f"encoder card {self.path or self.name!r}: {path} must hold a 1-d tensor "
-                            f"{TERM_BIAS_KEY!r}, found {sorted(tensors)}")
-        return t.float()
+                            f"{key!r}, found {sorted(tensors)}")
+        t = t.float()
+        if not bool(t.isfinite().all()):
+            raise CardError(f"encoder card {self.path or self.name!r}: {path} ({key}) holds non-finite values")
+        return t
+
+    def load_term_bias(self):
+        """The per-term bias as a float32 tensor [vocab], or None; a missing or malformed file is a CardError."""
+        return self._load_vector(self.term_bias_path(), TERM_BIAS_KEY, "term_bias")
+
+    def load_query_weights(self):
+        """The lexical query side's per-term table as a float32 tensor [vocab], or None (then it is derived from the
+        head: modeling/lexical.derived_query_weights); a missing or malformed file is a CardError."""
+        return self._load_vector(self.query_weights_path(), QUERY_WEIGHTS_KEY, "query_weights")
+
+    def passage_side(self) -> dict:
+        """The settings a passage's vector depends on: two cards with equal passage sides write the same index
+        (e.g. a card that changes only how queries are encoded can search the other's index)."""
+        import hashlib
+
+        def digest(path: Path | None):
+            return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.is_file() else None
+
+        keys = ("base_model", "variant", "passage_prefix", "passage_max_length", "passage_windows",
+                "quantization_scale", "passage_top_k", "logit_shift", "logit_norm", "input_bonus", "tf_bonus",
+                "lowercase", "base_sha256", "dtype")
+        side = {k: getattr(self, k) for k in keys}
+        side["term_bias"] = digest(self.term_bias_path())  # the files' contents, not their names
+        side["adapter"] = [digest(a / "adapter_model.safetensors") for a in self.adapter_paths()]
+        return side
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -72,6 +72,26 @@ def make_bidirectional(causal_lm) -> None:
             setattr(getattr(causal_lm.config, sub), "is_causal", False)
 
 
+def token_lists(tokenizer, texts: list[str], prefix: str, lowercase: bool, special_ids) -> list[tuple[list, list]]:
+    """Per text: its token ids and a pool flag per token (True = a text token, not the prefix or a special token),
+    untruncated. The text (not the prefix) is lowercased first when ``lowercase``. The model and the lexical query
+    encoder (modeling/lexical.py) tokenize with this one function, so both see the same ids."""
+    full = [prefix + (t.lower() if lowercase else t) for t in texts]
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"]):
+        flags = [end > len(prefix) and i not in special_ids for i, (_, end) in zip(ids, offsets)]
+        out.append((ids, flags))
+    return out
+
+
+def bos_token_id(tokenizer) -> int | None:
+    """The BOS id the model's inputs start with, or None when the tokenizer does not put one first."""
+    bos = tokenizer.bos_token_id
+    probe = tokenizer("a")["input_ids"]
+    return bos if bos is not None and probe and probe[0] == bos else None
+
+
 class CspladeModel(nn.Module):
     def __init__(self, lm, tokenizer, variant: str = "causal", chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
                  logit_shift: float = 0.0, lowercase: bool = False, logit_norm: str = "none",
@@ -93,9 +113,7 @@ class CspladeModel(nn.Module):
         self.pooling = SparsePooling(chunk_tokens, softcap=softcap, logit_shift=logit_shift, logit_norm=logit_norm,
                                      term_bias=term_bias, input_bonus=input_bonus, tf_bonus=tf_bonus)
         self.special_ids = self.terms.special_ids
-        bos = tokenizer.bos_token_id
-        probe = tokenizer("a")["input_ids"]
-        self.bos_id = bos if bos is not None and probe and probe[0] == bos else None
+        self.bos_id = bos_token_id(tokenizer)
         if variant == "bi":
             make_bidirectional(causal)
         self._compiled_body = None
@@ -140,13 +158,7 @@ class CspladeModel(nn.Module):
     # -- tokenization -------------------------------------------------------------------------------------
     def token_lists(self, texts: list[str], prefix: str = ""):
         """Token ids and a pool flag per token (True = a text token, not prefix or special), untruncated."""
-        full = [prefix + (t.lower() if self.lowercase else t) for t in texts]
-        enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-        out = []
-        for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"]):
-            flags = [end > len(prefix) and i not in self.special_ids for i, (_, end) in zip(ids, offsets)]
-            out.append((ids, flags))
-        return out
+        return token_lists(self.tokenizer, texts, prefix, self.lowercase, self.special_ids)
 
     def features(self, token_lists, max_length: int, windows: int = 1) -> Features:
         """Truncate, add BOS (if the tokenizer uses one), echo, right-pad.

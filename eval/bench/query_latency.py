@@ -4,7 +4,7 @@
 
 For every topic, one at a time: CSPLADE query encoding (no cache) then LuceneImpactSearcher.search(k=1000), and
 BM25 LuceneSearcher.search(k=1000); with --compile, also a torch.compile'd copy of the encoder in the
-same loop. Reports p50/p90/p99 of each part, and batch throughput (encode_batch +
+same loop; with --lexical CARD, also that card's inference-free queries (no model call) on the same index. Reports p50/p90/p99 of each part, and batch throughput (encode_batch +
 batch_search). Prints a table and writes eval/bench/query_latency.json.
 """
 from __future__ import annotations
@@ -40,6 +40,9 @@ def main():
     p.add_argument("--max-queries", type=int, default=0)
     p.add_argument("--compile", action="store_true",
                    help="also time a torch.compile'd copy of the encoder in the same loop (and its agreement)")
+    p.add_argument("--lexical", default=None, metavar="ENCODER",
+                   help="also time this query_encoder: lexical card (e.g. smollm2-135m-echo-corpusfit-lexq) in the same "
+                        "loop, searching the same index (its passage side must equal --encoder's)")
     p.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     a = p.parse_args()
     for flag, path in (("--index", a.index), ("--bm25-index", a.bm25_index)):
@@ -64,7 +67,20 @@ def main():
             compiled.encode([q], "query")
         warmup_s = time.perf_counter() - t0
         print(f"compiled encoder warm-up (3 queries, compilation included): {warmup_s:.1f} s")
+    lexical = None
+    if a.lexical:  # an inference-free query side over the same index: its passages must be --encoder's
+        from csplade_pyserini.encoder import load_query_encoder, resolve_card
+
+        if resolve_card(a.lexical).passage_side() != resolve_card(a.encoder).passage_side():
+            p.error(f"--lexical {a.lexical}: its passage side differs from {a.encoder}'s, so {a.index} is not its index")
+        lexical = load_query_encoder(a.lexical)
+        if lexical.card.query_encoder != "lexical":
+            p.error(f"--lexical {a.lexical}: the card's query_encoder is {lexical.card.query_encoder!r}")
+        lqenc = CspladeQueryEncoder(encoder=lexical)
+        lsearcher = LuceneImpactSearcher(a.index, lqenc, min_idf=-1)
+        lexical.encode(texts[:2], "query"), lsearcher.search(texts[0], k=a.hits)  # warm-up
     t_enc, t_search, t_total, t_bm25, t_cenc, t_ctotal = [], [], [], [], [], []
+    t_lenc, t_lsearch, t_ltotal = [], [], []
     same_ints, top10 = [], []
     for q in texts:
         t0 = time.perf_counter()
@@ -76,6 +92,14 @@ def main():
         bm25.search(q, k=a.hits)
         t3 = time.perf_counter()
         t_enc.append(t1 - t0), t_search.append(t2 - t1), t_total.append(t2 - t0), t_bm25.append(t3 - t2)
+        if lexical is not None:
+            t5 = time.perf_counter()
+            lvec = lexical.encode([q], "query")[0]
+            t6 = time.perf_counter()
+            lqenc.cache = {q: lvec}
+            lsearcher.search(q, k=a.hits)
+            t7 = time.perf_counter()
+            t_lenc.append(t6 - t5), t_lsearch.append(t7 - t6), t_ltotal.append(t7 - t5)
         if compiled is not None:
             t4 = time.perf_counter()
             cvec = compiled.encode([q], "query")[0]
@@ -90,6 +114,13 @@ def main():
     qenc.encode_batch(texts)
     searcher.batch_search(texts, list(topics), k=a.hits, threads=threads)
     csplade_qps = len(texts) / (time.perf_counter() - t0)
+    lexical_qps = None
+    if lexical is not None:
+        lqenc.cache = {}
+        t0 = time.perf_counter()
+        lqenc.encode_batch(texts)
+        lsearcher.batch_search(texts, list(topics), k=a.hits, threads=threads)
+        lexical_qps = len(texts) / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     bm25.batch_search(texts, list(topics), k=a.hits, threads=threads)
     bm25_qps = len(texts) / (time.perf_counter() - t0)
@@ -97,6 +128,8 @@ def main():
              ("bm25 total", t_bm25)]
     if compiled is not None:
         parts[3:3] = [("compiled encode", t_cenc), ("compiled total", t_ctotal)]
+    if lexical is not None:
+        parts[-1:-1] = [("lexical encode", t_lenc), ("lexical search", t_lsearch), ("lexical total", t_ltotal)]
     rows = {name: {f"p{q}_ms": 1000 * pct(xs, q) for q in (50, 90, 99)} for name, xs in parts}
     machine = machine_summary()
     print(f"{a.encoder} ({enc.card.dtype}) on {machine}")
@@ -111,6 +144,13 @@ def main():
            "p50_ratio": ratio, "batch_qps": {"csplade": csplade_qps, "bm25": bm25_qps},
            "encoder": a.encoder, "dtype": enc.card.dtype, "machine": machine,
            "load": open("/proc/loadavg").read().split()[:3]}
+    if lexical is not None:
+        out["lexical"] = {"encoder": a.lexical, "p50_ratio": rows["lexical total"]["p50_ms"] / rows["bm25 total"]["p50_ms"],
+                          "batch_qps": lexical_qps,
+                          "terms_per_query": sum(len(v) for v in lqenc.cache.values()) / max(len(lqenc.cache), 1)}
+        lx = out["lexical"]
+        print(f"lexical queries ({a.lexical}): p50 ratio {lx['p50_ratio']:.2f}x BM25, batch {lexical_qps:.1f} q/s, "
+              f"{lx['terms_per_query']:.1f} terms/query")
     if compiled is not None:
         out["compiled"] = {"warmup_s": warmup_s,
                            "p50_ratio": rows["compiled total"]["p50_ms"] / rows["bm25 total"]["p50_ms"],

@@ -1,0 +1,278 @@
+"""python -m csplade_pyserini.fit_query_weights: fit an inference-free (lexical) query side to an encoded corpus.
+
+    python -m csplade_pyserini.fit_query_weights --encoder smollm2-135m-echo-corpusfit \\
+        --vectors runs/reproduce/scifact-full-smollm2-135m-echo-corpusfit/vectors \\
+        --topics runs/data/scifact-train-fit.tsv --qrels runs/data/scifact-train-fit.qrels \\
+        --output runs/lexq/echo-corpusfit-lexq
+
+A ``query_encoder: lexical`` card encodes a query without the model: each of its own tokens v (n times) weighs
+``log1p(relu(table[v] + tf_bonus * log n))`` (modeling/lexical.py). This command learns that table from training
+queries and the passages as the card's model encoded them (the JSONL vectors ``encode`` or ``reproduce`` wrote; the
+passages are never re-encoded): InfoNCE of each query over every passage of the corpus (its judged passages
+positive, all others negative, a learned temperature), full batch, Adam on the offset from the starting table (the
+card's own, or the one derived from its head) with an L2 pull back to it. Only the entries of tokens that occur in
+the training queries move. A seeded ``--holdout`` share of the queries, and their judged passages, stay out of the
+loss; the table kept is the one of the evaluation step with the best held-out nDCG@10 (step 0, the starting table,
+included), so the fit can only keep or improve what it started from on queries it did not train on. Seconds per
+step on a CPU. The output directory is a complete encoder (the source's card with ``query_encoder: lexical`` and
+``query_weights``, its term bias and adapters): its passages are the source's, so it searches the source's index.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .cli import UsageError, run
+
+QUERY_WEIGHTS_FILE = "query_weights.safetensors"
+
+
+def vector_files(paths: list[str]) -> list[Path]:
+    """JSONL vector files: each path a file, or a directory whose *.jsonl (and *.jsonl.gz) files are read, sorted."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted([*p.glob("*.jsonl"), *p.glob("*.jsonl.gz")])
+            if not found:
+                raise UsageError(f"--vectors {p}: no *.jsonl files in it")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise UsageError(f"--vectors {p}: no such file or directory")
+    return out
+
+
+def read_vectors(files: list[Path], term_to_col: dict[str, int], scale: float):
+    """(docids, dense [N, len(term_to_col)] float32 of weight = int / scale over the columns wanted). A record that is
+    not a JsonVectorCollection document is a UsageError naming the file and line."""
+    import gzip
+
+    dids, rows = [], []
+    for f in files:
+        opener = gzip.open if f.suffix == ".gz" else open
+        with opener(f, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    did, vec = str(obj["id"]), obj["vector"]
+                    row = {term_to_col[t]: float(w) / scale for t, w in vec.items() if t in term_to_col}
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+                    raise UsageError(f"{f}:{lineno}: not a JsonVectorCollection document with 'id' and a 'vector' of "
+                                     f"term -> weight ({e.__class__.__name__}: {e})") from None
+                dids.append(did)
+                rows.append(row)
+    if len(set(dids)) != len(dids):
+        raise UsageError(f"--vectors: {len(dids) - len(set(dids))} duplicate document ids across {len(files)} file(s)")
+    dense = torch.zeros(len(rows), len(term_to_col))
+    for i, row in enumerate(rows):
+        if row:
+            dense[i, list(row)] = torch.tensor(list(row.values()))
+    return dids, dense
+
+
+def query_counts(queries, texts: list[str]) -> tuple[list[dict[int, int]], int]:
+    """Each query's pooled token ids with their counts, as the lexical encoder sees them (prefix, lowercasing,
+    truncation); also how many were truncated."""
+    from collections import Counter
+
+    from .modeling.model import token_lists
+
+    c = queries.card
+    keep = c.query_max_length - queries.n_bos
+    out, n_trunc = [], 0
+    for ids, flags in token_lists(queries.tokenizer, texts, c.query_prefix, c.lowercase, queries.special_ids):
+        n_trunc += len(ids) > keep
+        counts = Counter(i for i, f in zip(ids[:keep], flags[:keep]) if f and queries.allowed[i])
+        out.append(dict(counts))
+    return out, n_trunc
+
+
+def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, positives: torch.Tensor, tf_bonus: float,
+              steps: int, lr: float = 0.05, l2: float = 1e-3, holdout: float = 1 / 3, seed: int = 13,
+              eval_every: int = 5, score=None, log=print):
+    """Fit the query-token table on [Q, T] own-token counts against [N, T] passage weights (T = the training
+    queries' tokens), positives [Q, N] bool. Returns (fitted [T] table, record of the curve). Same protocol as
+    calibrate.fit_term_bias: multi-positive InfoNCE over all passages with a learned temperature, held-out queries
+    and their judged passages out of the loss, the best held-out step kept (step 0 included)."""
+    n = counts.shape[0]
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    held = sorted(order[:int(round(n * holdout))])
+    fit = sorted(order[int(round(n * holdout)):])
+    if not fit or not held:
+        raise UsageError(f"fitting needs at least 2 training queries with judged passages in the corpus, got {n}")
+    own = counts > 0
+    tf = torch.where(own, tf_bonus * torch.log(counts.clamp(min=1.0)), torch.zeros(()))
+    delta = torch.zeros_like(init, requires_grad=True)
+    log_temp = torch.zeros((), requires_grad=True)
+    opt = torch.optim.Adam([delta, log_temp], lr=lr)
+    pos = positives[fit]
+    keep = ~(positives[held].any(0) & ~pos.any(0))  # held-out judged passages are no negatives
+
+    def vectors(table, rows=None):
+        o, t = (own, tf) if rows is None else (own[rows], tf[rows])
+        return torch.log1p(torch.relu(table + t)) * o
+
+    curve, best = [], (None, None, init.clone())
+    t0 = time.time()
+    for step in range(steps + 1):
+        if step % eval_every == 0 or step == steps:
+            with torch.no_grad():
+                sc = vectors(init + delta) @ docs.T
+                held_score, fit_score = score(sc, held), score(sc, fit)
+            curve.append({"step": step, "held_out_ndcg@10": round(held_score, 4), "fit_ndcg@10": round(fit_score, 4)})
+            log(f"[fit_query_weights] step {step}: nDCG@10 {held_score:.4f} held out ({len(held)} queries), "
+                f"{fit_score:.4f} fit ({len(fit)}); {time.time() - t0:.0f} s")
+            if best[0] is None or held_score > best[0] + 1e-12:
+                best = (held_score, step, (init + delta).detach().clone())
+        if step == steps:
+            break
+        sc = (vectors(init + delta, fit) @ docs.T) * log_temp.exp()
+        sc = sc.masked_fill(~keep, float("-inf"))
+        loss = (torch.logsumexp(sc, 1) - torch.logsumexp(sc.masked_fill(~pos, float("-inf")), 1)).mean()
+        loss = loss + l2 * (delta ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    record = {"steps": steps, "lr": lr, "l2": l2, "holdout_queries": len(held), "fit_queries": len(fit),
+              "fit_passages": int(keep.sum()), "best_step": best[1], "held_out_ndcg@10": round(best[0], 4),
+              "start_held_out_ndcg@10": curve[0]["held_out_ndcg@10"], "curve": curve}
+    return best[2], record
+
+
+def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str, output: str, steps: int = 200,
+                      lr: float = 0.05, l2: float = 1e-3, holdout: float = 1 / 3, seed: int = 13, eval_every: int = 5,
+                      overwrite: bool = False, command: str | None = None, log=print) -> Path:
+    from safetensors.torch import save_file
+
+    from .calibrate import ndcg_at_k, read_qrels
+    from .encoder import resolve_card
+    from .modeling.card import QUERY_WEIGHTS_KEY
+    from .modeling.lexical import LexicalQueryEncoder, query_table
+    from .topics import load_topics
+
+    out = Path(output)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UsageError(f"--output {out} exists and is not empty (pass --overwrite to replace it)")
+        shutil.rmtree(out)
+    card = resolve_card(encoder)
+    lex_card = card.with_overrides(query_encoder="lexical")
+    queries = LexicalQueryEncoder.load(lex_card).queries
+    table = query_table(lex_card)
+    topic_map = load_topics(topics)
+    judged = read_qrels(qrels)
+    counts, n_trunc = query_counts(queries, list(topic_map.values()))
+    qids = list(topic_map)
+    cols = sorted({v for c in counts for v in c})
+    col = {v: j for j, v in enumerate(cols)}
+    term_to_col = {queries.terms.term(v): j for v, j in col.items()}
+    files = vector_files(vectors)
+    t0 = time.time()
+    dids, docs = read_vectors(files, term_to_col, float(card.quantization_scale))
+    log(f"[fit_query_weights] {len(dids):,} passages from {len(files)} file(s) over {len(cols):,} query tokens "
+        f"in {time.time() - t0:.1f} s")
+    dcol = {d: j for j, d in enumerate(dids)}
+    keep_q = [i for i, q in enumerate(qids) if any(r > 0 and d in dcol for d, r in judged.get(q, {}).items())]
+    if len(keep_q) < len(qids):
+        log(f"[fit_query_weights] {len(qids) - len(keep_q)} of {len(qids)} queries have no judged passage in the "
+            f"vectors: skipped")
+    qids = [qids[i] for i in keep_q]
+    cnt = torch.zeros(len(qids), len(cols))
+    for r, i in enumerate(keep_q):
+        for v, n in counts[i].items():
+            cnt[r, col[v]] = n
+    positives = torch.zeros(len(qids), len(dids), dtype=torch.bool)
+    for r, q in enumerate(qids):
+        for d, rel in judged.get(q, {}).items():
+            if rel > 0 and d in dcol:
+                positives[r, dcol[d]] = True
+
+    def score(sc, rows):
+        return ndcg_at_k(sc[rows], [qids[i] for i in rows], dids, judged)
+
+    init = table[cols].clone()
+    fitted, record = fit_table(cnt, init, docs, positives, float(card.tf_bonus), steps, lr, l2, holdout, seed,
+                               eval_every, score, log)
+    full = table.clone()
+    full[cols] = fitted
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({QUERY_WEIGHTS_KEY: full.contiguous()}, str(tmp / QUERY_WEIGHTS_FILE))
+    files_copied = {}
+    if card.term_bias_path() is not None:
+        shutil.copy2(card.term_bias_path(), tmp / "term_bias.safetensors")
+        files_copied["term_bias"] = "term_bias.safetensors"
+    adapters = []
+    for i, a in enumerate(card.adapter_paths()):
+        shutil.copytree(a, tmp / f"adapter{i + 1}")
+        adapters.append(f"adapter{i + 1}")
+    if adapters:
+        files_copied["adapter"] = adapters if len(adapters) > 1 else adapters[0]
+    stage = {"stage": "fit_query_weights", "command": command, "source": card.name, "topics": str(topics),
+             "qrels": str(qrels), "queries": len(qids), "truncated_queries": n_trunc, "passages": len(dids),
+             "query_tokens": len(cols), **record, "previous": card.training}
+    new = card.with_overrides(query_encoder="lexical", query_weights=QUERY_WEIGHTS_FILE, **files_copied)
+    new = type(card)(**{**new.to_dict(), "name": out.name, "training": stage, "scores": {},
+                        "description": f"{card.name}'s passages with an inference-free query side: each query token "
+                                       f"weighted by a per-term table fitted on {len(qids)} training queries "
+                                       f"against {len(dids):,} encoded passages (python -m "
+                                       f"csplade_pyserini.fit_query_weights). {card.description}"})
+    new.save(tmp)
+    (tmp / "fit.json").write_text(json.dumps({k: v for k, v in stage.items() if k != "previous"}, indent=1) + "\n")
+    tmp.rename(out)
+    log(f"[fit_query_weights] held-out nDCG@10 {record['start_held_out_ndcg@10']:.4f} (start) -> "
+        f"{record['held_out_ndcg@10']:.4f} at step {record['best_step']} of {steps}; wrote {out}")
+    return out
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m csplade_pyserini.fit_query_weights",
+                                description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", required=True, help="the encoder whose passages were encoded (name or directory)")
+    p.add_argument("--vectors", nargs="+", required=True,
+                   help="JsonVectorCollection JSONL file(s) or directories of them: the corpus as this encoder encoded "
+                        "it (e.g. runs/reproduce/NAME/vectors)")
+    p.add_argument("--topics", required=True, help="training queries (TSV/JSONL or a topic name): never test queries")
+    p.add_argument("--qrels", required=True, help="their judgments (TREC qrels)")
+    p.add_argument("--output", required=True, help="directory of the new encoder")
+    p.add_argument("--steps", type=int, default=200, help="full-batch Adam steps (default: 200)")
+    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default: 0.05)")
+    p.add_argument("--l2", type=float, default=1e-3, help="L2 pull towards the starting table (default: 1e-3)")
+    p.add_argument("--holdout", type=float, default=1 / 3,
+                   help="share of the queries held out to choose the step (default: 1/3)")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--eval-every", type=int, default=5, help="held-out evaluation every N steps (default: 5)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    return p
+
+
+def _main(argv=None):
+    a = build_parser().parse_args(argv)
+    if a.steps < 0 or a.eval_every < 1 or not 0 < a.holdout < 1 or a.lr <= 0 or a.l2 < 0:
+        raise UsageError("--steps >= 0, --eval-every >= 1, 0 < --holdout < 1, --lr > 0 and --l2 >= 0 are required")
+    argv = sys.argv[1:] if argv is None else argv
+    command = "python -m csplade_pyserini.fit_query_weights " + " ".join(shlex.quote(x) for x in argv)
+    fit_query_weights(a.encoder, a.vectors, a.topics, a.qrels, a.output, a.steps, a.lr, a.l2, a.holdout, a.seed,
+                      a.eval_every, a.overwrite, command)
+
+
+def main(argv=None):
+    run(_main, argv, "csplade-fit-query-weights")
+
+
+if __name__ == "__main__":
+    main()

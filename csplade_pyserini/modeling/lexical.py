@@ -1,0 +1,156 @@
+"""Inference-free queries: a query's vector from its own tokens and a per-term table, with no model call.
+
+    w[v] = log1p(relu(query_weights[v] + tf_bonus * log n))   for each id v the query has n > 0 times
+
+Passages are still encoded by the model (with its expansions); only the query side changes, so a query costs a
+tokenizer call and a table lookup instead of a forward pass — the latency of a lexical search (BM25) rather than
+of a neural encoder. This is the "inference-free" / doc-only setup of learned sparse retrieval (SPLADE-doc,
+OpenSearch's inference-free sparse encoders), on a CSPLADE index.
+
+The table defaults to what the calibrated head itself gives a query token it is sure of: with
+``logit_norm: log_softmax`` the head's activation of an own token v is ``max_t log p_t(v) + term_bias[v] -
+logit_shift + input_bonus + tf_bonus * log n``; with the log-probability at its ceiling 0 (the echo variant's second
+copy predicts every word of the text almost surely) that is ``term_bias[v] + input_bonus - logit_shift``
+(``derived_query_weights``). A card may instead ship a fitted table (``query_weights``, see
+csplade_pyserini.fit_query_weights). The query's tokens are the ones the model would pool: the same prefix,
+lowercasing, truncation and BOS handling (modeling/model.token_lists).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+
+from .card import CardError, EncoderCard
+from .model import bos_token_id, token_lists
+
+
+def derived_query_weights(card: EncoderCard, term_bias: torch.Tensor | None) -> torch.Tensor:
+    """The head's activation of an own query token at log-probability 0: term_bias + input_bonus - logit_shift."""
+    where = f"encoder card {card.path or card.name!r}"
+    if card.logit_norm != "log_softmax" or term_bias is None:
+        raise CardError(f"{where}: query_encoder 'lexical' without query_weights needs a calibrated head "
+                        f"(logit_norm 'log_softmax' and a term_bias) to derive the per-term table from; "
+                        f"ship a fitted table (python -m csplade_pyserini.fit_query_weights) instead")
+    return term_bias.float() + card.input_bonus - card.logit_shift
+
+
+def query_table(card: EncoderCard) -> torch.Tensor:
+    """The card's lexical query table [vocab]: its query_weights file, or derived from its head."""
+    table = card.load_query_weights()
+    return table if table is not None else derived_query_weights(card, card.load_term_bias())
+
+
+class LexicalQueries:
+    """Tokenizer + per-term table -> query vectors, as the model path's ``encode_ids`` returns them: per text
+    (token ids, ints), largest weight first, after the card's query top-k and quantization scale."""
+
+    def __init__(self, card: EncoderCard, tokenizer, table: torch.Tensor, terms, special_ids):
+        self.card = card
+        self.tokenizer = tokenizer
+        self.table = table.float().tolist()  # python floats: a query touches ~10-30 entries
+        self.tf_bonus = float(card.tf_bonus)
+        self.terms = terms
+        self.special_ids = set(special_ids)
+        allowed = terms.allowed_mask()
+        if allowed.shape[0] != len(self.table):
+            raise CardError(f"encoder card {card.path or card.name!r}: the query table has {len(self.table)} rows, "
+                            f"the model's vocabulary {allowed.shape[0]}")
+        self.allowed = allowed.tolist()
+        self.n_bos = 1 if bos_token_id(tokenizer) is not None else 0
+
+    def weights(self, counts: Counter) -> list[tuple[int, float]]:
+        """(id, float weight) of a query's own pooled tokens with their counts; weights <= 0 dropped."""
+        import math
+
+        out = []
+        for v, n in counts.items():
+            if not (0 <= v < len(self.table)) or not self.allowed[v]:
+                continue
+            a = self.table[v] + (self.tf_bonus * math.log(n) if n > 1 else 0.0)
+            if a > 0:
+                out.append((v, math.log1p(a)))
+        return out
+
+    def vectors(self, texts: list[str], max_length: int | None = None, stats: Counter | None = None):
+        """Per text: [(id, float weight)], largest first, cut to the card's query top-k."""
+        c = self.card
+        keep = (max_length or c.query_max_length) - self.n_bos
+        if keep < 1:
+            raise ValueError(f"max_length {max_length} leaves no room for text")
+        top_k = int(c.query_top_k)
+        out = []
+        for ids, flags in token_lists(self.tokenizer, list(texts), c.query_prefix, c.lowercase, self.special_ids):
+            if stats is not None:
+                stats["truncated"] += len(ids) > keep
+                stats["tokens"] += min(len(ids), keep) + self.n_bos
+            pooled = Counter(i for i, f in zip(ids[:keep], flags[:keep]) if f)
+            if stats is not None and not pooled:
+                stats["empty_texts"] += 1
+            w = sorted(self.weights(pooled), key=lambda x: (-x[1], x[0]))
+            out.append(w[:top_k] if top_k else w)
+        return out
+
+    def encode_ids(self, texts: list[str], max_length: int | None = None, stats: Counter | None = None):
+        """Per text: (token ids, ints) with int = round(weight x scale), ints <= 0 dropped (sparse.quantize's rule)."""
+        scale = float(self.card.quantization_scale)
+        out = []
+        for w in self.vectors(texts, max_length, stats):
+            pairs = [(v, int(round(x * scale))) for v, x in w]  # round half to even, as torch.round
+            pairs = [(v, q) for v, q in pairs if q > 0]
+            out.append(([v for v, _ in pairs], [q for _, q in pairs]))
+        return out
+
+
+class LexicalQueryEncoder:
+    """The query side of a ``query_encoder: lexical`` card without the model: ``encode(texts, "query")`` ->
+    [{term: int}], as CspladeEncoder's. Loads only the tokenizer (milliseconds per batch, no LM weights)."""
+
+    def __init__(self, card: EncoderCard, queries: LexicalQueries):
+        self.card = card
+        self.queries = queries
+        self.stats: Counter = Counter()
+        self.precision: dict = {"precision": "lexical (no model)", "quantized_linears": 0}
+
+    @classmethod
+    def load(cls, card: EncoderCard, **_ignored) -> "LexicalQueryEncoder":
+        from ..terms import TermMap, special_token_ids
+        from .backbone import load_tokenizer, resolve_base
+
+        if card.query_encoder != "lexical":
+            raise CardError(f"encoder card {card.path or card.name!r}: query_encoder is {card.query_encoder!r}, "
+                            f"not 'lexical'")
+        table = query_table(card)
+        tokenizer = load_tokenizer(resolve_base(card.base_ref()))
+        terms = TermMap(tokenizer, vocab_size=table.shape[0])
+        return cls(card, LexicalQueries(card, tokenizer, table, terms, special_token_ids(tokenizer)))
+
+    @property
+    def terms(self):
+        return self.queries.terms
+
+    def encode_ids(self, texts: list[str], side: str = "query", max_length: int | None = None, progress=None,
+                   **_ignored):
+        if side != "query":
+            raise ValueError(f"a lexical query encoder encodes queries only, not {side!r} texts: passages need "
+                             f"the model (CspladeEncoder)")
+        out = self.queries.encode_ids(texts, max_length, self.stats)
+        self.stats["texts"] += len(out)
+        self.stats["empty_vectors"] += sum(1 for ids, _ in out if not ids)
+        if progress is not None:
+            progress(len(out))
+        return out
+
+    def encode(self, texts: list[str], side: str = "query", **kw) -> list[dict[str, int]]:
+        terms = self.terms
+        return [{terms.term(i): q for i, q in zip(ids, ints)} for ids, ints in self.encode_ids(texts, side, **kw)]
+
+    def explain(self, text: str, side: str = "query", top: int = 30):
+        """(term, token id, int weight, float weight) for the query's top terms, as CspladeEncoder.explain."""
+        if side != "query":
+            raise ValueError("a lexical query encoder explains queries only")
+        (w,) = self.queries.vectors([text])
+        scale = float(self.card.quantization_scale)
+        rows = [(self.terms.term(v), v, int(round(x * scale)), x) for v, x in w]
+        rows = [r for r in rows if r[2] > 0]
+        return rows[:top], len(rows)

@@ -1,0 +1,186 @@
+"""Inference-free (lexical) queries: the head's own-token weights without a forward pass, card checks, the fit."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from csplade_pyserini.modeling.card import CardError, EncoderCard
+
+
+def _lexical_card(tmp_path, lm, tokenizer, **overrides):
+    """A tiny calibrated echo card (log-softmax head, term bias, bonuses) whose queries are lexical."""
+    ckpt = tmp_path / "tiny-base"
+    if not ckpt.exists():
+        lm.save_pretrained(ckpt)
+        tokenizer.save_pretrained(ckpt)
+    enc_dir = tmp_path / overrides.pop("dirname", "tiny-lexical")
+    enc_dir.mkdir(exist_ok=True)
+    g = torch.Generator().manual_seed(3)
+    save_file({"term_bias": (torch.rand(lm.config.vocab_size, generator=g) * 4 + 1.5).contiguous()},
+              str(enc_dir / "term_bias.safetensors"))
+    kw = dict(name=enc_dir.name, base_model=str(ckpt), dtype="float32", variant="echo", logit_norm="log_softmax",
+              term_bias="term_bias.safetensors", logit_shift=2.0, input_bonus=1.0, tf_bonus=1.5, query_top_k=8,
+              passage_top_k=16, query_max_length=14, passage_max_length=24, query_encoder="lexical")
+    kw.update(overrides)
+    EncoderCard(**kw).save(enc_dir)
+    return enc_dir
+
+
+QUERIES = ["what causes brain cancer ?", "cells cells cells and mice", "the", "radiation radiation of mouse brain"
+           " cells in human study results show increase"]
+
+
+def test_lexical_queries_are_the_head_at_certain_own_tokens(tmp_path, lm, tokenizer):
+    """Each own token's weight is what SparsePooling gives it at log-probability 0 (the bonus and tf included);
+    nothing else is in the vector; the card's top-k, truncation and scale apply."""
+    from csplade_pyserini.encoder import CspladeEncoder
+    from csplade_pyserini.modeling.head import SparsePooling
+    from csplade_pyserini.sparse import quantize
+
+    enc = CspladeEncoder.load(str(_lexical_card(tmp_path, lm, tokenizer)), device="cpu")
+    m = enc.model
+    got = enc.encode_ids(QUERIES, "query")
+    feats = m.features(m.token_lists(QUERIES, enc.card.query_prefix), enc.card.query_max_length)
+    counts = SparsePooling.token_counts(feats.input_ids, feats.pool_mask, m.lm_head.weight.shape[0])
+    act = m.pooling.activations(torch.zeros_like(counts), counts)  # every pooled score at its ceiling, 0
+    w = torch.log1p(torch.relu(act)) * (counts > 0) * m.allowed
+    want = quantize(w, enc.card.quantization_scale, enc.card.query_top_k)
+    assert [sorted(zip(*g)) for g in got] == [sorted(zip(*x)) for x in want]
+    assert len(got[3][0]) == 8 and feats.n_truncated == 1  # top-k 8 of the long query, cut at 14 tokens
+    assert enc.stats["truncated"] == 1 and enc.stats["texts"] == 4
+    tf = dict(zip(*got[1]))  # "cells" three times: the tf bonus lifts it above its single-count weight
+    cells = tokenizer.convert_tokens_to_ids("cells")
+    single = dict(zip(*enc.encode_ids(["cells and mice"], "query")[0]))
+    assert tf[cells] > single[cells]
+
+
+def test_lexical_query_encoder_loads_no_model_and_passages_are_unchanged(tmp_path, lm, tokenizer, monkeypatch):
+    import csplade_pyserini.modeling.backbone as backbone
+    from csplade_pyserini.encoder import CspladeEncoder, load_query_encoder
+    from csplade_pyserini.modeling.lexical import LexicalQueryEncoder
+
+    card_dir = _lexical_card(tmp_path, lm, tokenizer)
+    full = CspladeEncoder.load(str(card_dir), device="cpu")
+    model_q = CspladeEncoder.load(str(card_dir), device="cpu", query_encoder="model")
+    passages = ["microwave radiation causes brain cancer", "cells and mice"]
+    assert full.encode(passages, "passage") == model_q.encode(passages, "passage")
+    assert full.encode(QUERIES, "query") != model_q.encode(QUERIES, "query")  # the model adds expansions
+
+    def no_model(*a, **k):
+        raise AssertionError("a lexical query encoder must not load the LM")
+
+    monkeypatch.setattr(backbone, "load_causal_lm", no_model)
+    import csplade_pyserini.encoder as encoder_mod
+
+    monkeypatch.setattr(encoder_mod, "load_causal_lm", no_model)
+    lex = load_query_encoder(str(card_dir), device="cpu", batch_size=4)
+    assert isinstance(lex, LexicalQueryEncoder)
+    assert lex.encode(QUERIES, "query") == full.encode(QUERIES, "query")
+    rows, n = lex.explain(QUERIES[0])
+    assert n == len(full.encode([QUERIES[0]], "query")[0]) and rows[0][2] == max(lex.encode([QUERIES[0]])[0].values())
+    with pytest.raises(ValueError, match="queries only"):
+        lex.encode(passages, "passage")
+
+
+def test_lexical_card_checks(tmp_path, lm, tokenizer):
+    from csplade_pyserini.encoder import load_query_encoder
+
+    with pytest.raises(CardError, match="query_encoder must be one of"):
+        EncoderCard(name="x", query_encoder="bm25")
+    raw = _lexical_card(tmp_path, lm, tokenizer, dirname="raw", logit_norm="none")
+    with pytest.raises(CardError, match="needs a calibrated head"):
+        load_query_encoder(str(raw))
+    d = _lexical_card(tmp_path, lm, tokenizer, dirname="bad-table", query_weights="qw.safetensors")
+    with pytest.raises(CardError, match="cannot read query_weights"):
+        load_query_encoder(str(d))
+    save_file({"other": torch.zeros(3)}, str(d / "qw.safetensors"))
+    with pytest.raises(CardError, match="must hold a 1-d tensor 'query_weights'"):
+        load_query_encoder(str(d))
+    save_file({"query_weights": torch.zeros(3)}, str(d / "qw.safetensors"))
+    with pytest.raises(CardError, match="the query table has 3 rows"):
+        load_query_encoder(str(d))
+    save_file({"query_weights": torch.full((lm.config.vocab_size,), float("nan"))}, str(d / "qw.safetensors"))
+    with pytest.raises(CardError, match="non-finite"):
+        load_query_encoder(str(d))
+    table = torch.zeros(lm.config.vocab_size)
+    brain = tokenizer.convert_tokens_to_ids("brain")
+    table[brain] = 2.0
+    save_file({"query_weights": table}, str(d / "qw.safetensors"))
+    enc = load_query_encoder(str(d))  # a shipped table replaces the derived one: only "brain" has weight > 0
+    assert enc.encode(["brain cancer and brain"])[0] == {"brain": round(100 * float(torch.log1p(torch.tensor(
+        2.0 + 1.5 * torch.log(torch.tensor(2.0))))))}
+
+
+def test_passage_side_ignores_the_query_side_but_not_the_files(tmp_path, lm, tokenizer):
+    a = EncoderCard.load(_lexical_card(tmp_path, lm, tokenizer, dirname="a"))
+    b = EncoderCard.load(_lexical_card(tmp_path, lm, tokenizer, dirname="b", query_encoder="model", query_top_k=3,
+                                       query_prefix="q: "))
+    assert a.passage_side() == b.passage_side()
+    assert a.with_overrides(passage_top_k=5).passage_side() != b.passage_side()
+    save_file({"term_bias": torch.zeros(lm.config.vocab_size)}, str(tmp_path / "b" / "term_bias.safetensors"))
+    assert a.passage_side() != EncoderCard.load(tmp_path / "b").passage_side()
+
+
+def test_fit_table_learns_what_the_start_gets_wrong():
+    """Token 0 is over-weighted at the start, so every query ranks the passage holding it first; the judged passage
+    holds token 1. The fit must turn that around on queries it did not train on, and keep its best step."""
+    from csplade_pyserini.calibrate import ndcg_at_k
+    from csplade_pyserini.fit_query_weights import fit_table
+
+    n_q = 9
+    counts = torch.tensor([[1.0, 1.0]] * n_q)
+    docs = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # passage "neg" holds token 0, "pos" token 1
+    positives = torch.tensor([[False, True]] * n_q)
+    qids, dids = [f"q{i}" for i in range(n_q)], ["neg", "pos"]
+    qrels = {q: {"pos": 1} for q in qids}
+
+    def score(sc, rows):
+        return ndcg_at_k(sc[rows], [qids[i] for i in rows], dids, qrels)
+
+    table, rec = fit_table(counts, torch.tensor([3.0, 0.5]), docs, positives, 0.0, steps=60, lr=0.1,
+                           score=score, log=lambda *a: None)
+    assert rec["start_held_out_ndcg@10"] < 0.7 and rec["held_out_ndcg@10"] == 1.0 and rec["best_step"] > 0
+    assert rec["holdout_queries"] == 3 and rec["fit_queries"] == 6
+    assert table[1] - table[0] > 0  # the judged passage's token now outweighs the other
+
+
+def test_fit_query_weights_writes_a_complete_lexical_encoder(tmp_path, lm, tokenizer, capsys):
+    from csplade_pyserini.encoder import CspladeEncoder, load_query_encoder
+    from csplade_pyserini.fit_query_weights import main
+
+    src = _lexical_card(tmp_path, lm, tokenizer, dirname="src", query_encoder="model")
+    enc = CspladeEncoder.load(str(src), device="cpu")
+    texts = {"d1": "microwave radiation causes brain cancer", "d2": "cells and mice", "d3": "protein gene genes",
+             "d4": "phone phones radiation", "d5": "human study results"}
+    vecs = tmp_path / "vectors"
+    vecs.mkdir()
+    with open(vecs / "part0.jsonl", "w") as fh:
+        for (did, t), v in zip(texts.items(), enc.encode(list(texts.values()), "passage")):
+            fh.write(json.dumps({"id": did, "contents": t, "vector": v}) + "\n")
+    queries = {"1": "brain cancer", "2": "mice cells", "3": "genes", "4": "phone radiation", "5": "human study",
+               "6": "cancer radiation", "7": "unjudged query"}
+    (tmp_path / "q.tsv").write_text("".join(f"{q}\t{t}\n" for q, t in queries.items()))
+    rel = {"1": "d1", "2": "d2", "3": "d3", "4": "d4", "5": "d5", "6": "d1"}
+    (tmp_path / "q.qrels").write_text("".join(f"{q} 0 {d} 1\n" for q, d in rel.items()))
+    out = tmp_path / "fitted"
+    argv = ["--encoder", str(src), "--vectors", str(vecs), "--topics", str(tmp_path / "q.tsv"), "--qrels",
+            str(tmp_path / "q.qrels"), "--output", str(out), "--steps", "10", "--eval-every", "5"]
+    main(argv)
+    card = EncoderCard.load(out)
+    assert card.query_encoder == "lexical" and card.query_weights == "query_weights.safetensors"
+    assert card.passage_side() == EncoderCard.load(src).passage_side()  # it searches the source's index
+    assert card.load_query_weights().shape == (lm.config.vocab_size,)
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["queries"] == 6 and fit["passages"] == 5 and fit["command"].startswith(
+        "python -m csplade_pyserini.fit_query_weights --encoder")
+    assert card.training["stage"] == "fit_query_weights" and "1 of 7 queries have no judged passage" in capsys.readouterr().out
+    assert load_query_encoder(str(out)).encode(["brain cancer"])[0]
+    with pytest.raises(SystemExit) as e:  # the output exists now
+        main(argv)
+    assert e.value.code == 2
+    (vecs / "part1.jsonl").write_text('{"id": "d9", "vector": "brain"}\n')
+    with pytest.raises(SystemExit):
+        main(argv[:-4] + ["--output", str(tmp_path / "other")])
+    err = capsys.readouterr().err
+    assert "part1.jsonl:1: not a JsonVectorCollection document" in err and "Traceback" not in err
