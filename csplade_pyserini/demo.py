@@ -1,7 +1,8 @@
 """python -m csplade_pyserini.demo: the whole pipeline on shipped data, CSPLADE beside BM25.
 
 encode (CSPLADE) -> Lucene impact index -> search -> trec_eval, and BM25 (Pyserini) on the same documents and
-queries in the same run; prints one table. The default fits 15 minutes on 2 CPU cores: SciFact test queries over
+queries in the same run; prints one table. For a calibrated encoder it also searches the same index with
+inference-free queries (query_encoder lexical: no model call per query) and prints that row too. The default fits 15 minutes on 2 CPU cores: SciFact test queries over
 a subset of its corpus (every judged document plus a seeded random sample of the others, --max-docs in all).
 --max-docs 0 uses the full corpus (about an hour on 2 AVX2 cores; minutes on a GPU).
 """
@@ -39,6 +40,15 @@ def build_parser():
     p.add_argument("--workdir", default=str(REPO_DIR / "runs" / "demo"),
                    help="scratch directory, replaced on every run (default: runs/demo)")
     return p
+
+
+def lexical_queries_apply(encoder) -> bool:
+    """Whether the demo also searches with the card's inference-free queries: a calibrated head (log-softmax pooling
+    and a term bias, from which the query table is derived) whose own queries go through the model."""
+    from .encoder import resolve_card
+
+    card = resolve_card(encoder)
+    return card.query_encoder == "model" and card.logit_norm == "log_softmax" and bool(card.term_bias)
 
 
 def _main(argv=None):
@@ -80,22 +90,30 @@ def _main(argv=None):
                   batch_size=args.batch_size, threads=args.threads, device=args.device,
                   encoded_queries=work / "queries.encoded.jsonl")
     csplade_s = time.time() - t
-
-    rows = {"BM25 (Pyserini)": evaluate(work / "run.bm25.txt", qrels),
-            f"CSPLADE {enc_summary['encoder']['name']}": evaluate(work / "run.csplade.txt", qrels)}
-    total = time.time() - t_start
+    name = f"CSPLADE {enc_summary['encoder']['name']}"
+    rows = {"BM25 (Pyserini)": evaluate(work / "run.bm25.txt", qrels), name: evaluate(work / "run.csplade.txt", qrels)}
     extra = {
         "BM25 (Pyserini)": {"index_mib": bm25_info["bytes"] / 2**20, "search_s": bm25_s},
-        f"CSPLADE {enc_summary['encoder']['name']}": {
-            "index_mib": idx_info["bytes"] / 2**20, "search_s": csplade_s,
-            "terms_per_doc": idx_info["total_terms"] and avg_terms(work / "vectors"),
-            "encode_docs_per_s": enc_summary["docs_per_s"]},
+        name: {"index_mib": idx_info["bytes"] / 2**20, "search_s": csplade_s,
+               "terms_per_doc": idx_info["total_terms"] and avg_terms(work / "vectors"),
+               "encode_docs_per_s": enc_summary["docs_per_s"]},
     }
+    if lexical_queries_apply(args.encoder):  # the same index, queries without the model (modeling/lexical.py)
+        t = time.time()
+        search_topics(work / "index", topics, args.encoder, work / "run.csplade-lexical.txt", args.hits,
+                      batch_size=args.batch_size, threads=args.threads, card_overrides={"query_encoder": "lexical"},
+                      encoded_queries=work / "queries.lexical.jsonl")
+        lex = f"{name}, lexical queries"
+        rows[lex] = evaluate(work / "run.csplade-lexical.txt", qrels)
+        extra[lex] = {"index_mib": idx_info["bytes"] / 2**20, "search_s": time.time() - t, "same_index": True}
+    total = time.time() - t_start
     print()
     print(f"{args.collection} test, {len(topics)} queries, {n_docs:,} docs; total time {total / 60:.1f} min")
     print(format_table(rows, DEFAULT_METRICS))
     for name, e in extra.items():
         bits = [f"index {e['index_mib']:.1f} MiB", f"query encode+search {e['search_s']:.1f} s"]
+        if e.get("same_index"):
+            bits[0] = "the same index"
         if "terms_per_doc" in e:
             bits += [f"{e['terms_per_doc']:.0f} terms/doc", f"encode {e['encode_docs_per_s']:.1f} docs/s"]
         print(f"  {name}: " + ", ".join(bits))

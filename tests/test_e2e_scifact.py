@@ -30,17 +30,25 @@ def slice_dir(tmp_path_factory):
     return out
 
 
-def test_scifact_slice_end_to_end(slice_dir, tmp_path):
+@pytest.fixture(scope="module")
+def slice_vectors(slice_dir, tmp_path_factory):
+    """The slice encoded once by the encode CLI with the default encoder (shared by the tests below)."""
     from csplade_pyserini.encode import main as encode_main
+
+    vec = tmp_path_factory.mktemp("vectors") / "vec"
+    encode_main(["input", "--corpus", str(slice_dir / "corpus.jsonl"), "--fields", "title", "text",
+                 "output", "--embeddings", str(vec), "encoder", "--batch-size", "8", "--device", "cpu"])
+    return vec
+
+
+def test_scifact_slice_end_to_end(slice_dir, slice_vectors, tmp_path):
     from csplade_pyserini.encoders import CspladeQueryEncoder
     from csplade_pyserini.eval import evaluate
     from csplade_pyserini.index import build_impact_index
     from csplade_pyserini.search import search_topics
     from pyserini.search.lucene import LuceneImpactSearcher
 
-    vec = tmp_path / "vec"
-    encode_main(["input", "--corpus", str(slice_dir / "corpus.jsonl"), "--fields", "title", "text",
-                 "output", "--embeddings", str(vec), "encoder", "--batch-size", "8", "--device", "cpu"])
+    vec = slice_vectors
     recs = [json.loads(line) for line in open(vec / "embeddings.jsonl")]
     n_docs = N_DOCS + 1
     assert len(recs) == n_docs and recs[-1]["id"] == "empty-doc"
@@ -71,3 +79,30 @@ def test_scifact_slice_end_to_end(slice_dir, tmp_path):
     # (8 queries over 25 documents, ~1 judged each: a random order gives nDCG@10 ~0.2)
     assert scores["r@100"] >= 0.75, scores
     assert scores["ndcg@10"] >= 0.5, scores
+
+
+def test_lexical_queries_on_the_model_index(slice_dir, slice_vectors, tmp_path, monkeypatch):
+    """The default encoder's index searched with inference-free queries (no LM loaded for them): the query weights
+    are the model's own-token weights (the echo copy predicts each word almost surely) without the expansions, and
+    the ranking is as good on the slice."""
+    import csplade_pyserini.encoder as encoder_mod
+    from csplade_pyserini.encoder import CspladeEncoder, DEFAULT_ENCODER, load_query_encoder
+    from csplade_pyserini.eval import evaluate
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.search import search_topics
+
+    model = CspladeEncoder.load(DEFAULT_ENCODER, device="cpu")
+    texts = [line.split("\t")[1] for line in open(slice_dir / "queries.tsv").read().splitlines()]
+    lexical = load_query_encoder(DEFAULT_ENCODER, query_encoder="lexical")
+    close, total = 0, 0
+    for m, lx in zip(model.encode(texts, "query"), lexical.encode(texts, "query")):
+        assert len(lx) < len(m)  # no expansions
+        total += len(lx)
+        close += sum(1 for t, v in lx.items() if abs(m.get(t, 0) - v) <= 10)
+    assert close >= 0.8 * total, (close, total)
+    build_impact_index(slice_vectors, tmp_path / "idx", threads=2, quiet=True)
+    monkeypatch.setattr(encoder_mod, "load_causal_lm", lambda *a, **k: pytest.fail("lexical queries loaded the LM"))
+    search_topics(tmp_path / "idx", str(slice_dir / "queries.tsv"), DEFAULT_ENCODER, tmp_path / "run.txt", hits=100,
+                  threads=2, quiet=True, card_overrides={"query_encoder": "lexical"})
+    scores = evaluate(tmp_path / "run.txt", slice_dir / "qrels.txt")
+    assert scores["r@100"] >= 0.75 and scores["ndcg@10"] >= 0.5, scores
