@@ -1,8 +1,9 @@
 """python -m csplade_pyserini.demo: the whole pipeline on shipped data, CSPLADE beside BM25.
 
 encode (CSPLADE) -> Lucene impact index -> search -> trec_eval, and BM25 (Pyserini) on the same documents and
-queries in the same run; prints one table. For a calibrated encoder it also searches the same index with
-inference-free queries (query_encoder lexical: no model call per query) and prints that row too. The default fits 15 minutes on 2 CPU cores: SciFact test queries over
+queries in the same run; prints one table. For a calibrated encoder it also searches the same index with its other
+query side (inference-free queries, query_encoder lexical: no model call per query; or, for a lexical card, the
+model's queries) and prints that row too. The default fits 15 minutes on 2 CPU cores: SciFact test queries over
 a subset of its corpus (every judged document plus a seeded random sample of the others, --max-docs in all).
 --max-docs 0 uses the full corpus (about an hour on 2 AVX2 cores; minutes on a GPU).
 """
@@ -42,13 +43,17 @@ def build_parser():
     return p
 
 
-def lexical_queries_apply(encoder) -> bool:
-    """Whether the demo also searches with the card's inference-free queries: a calibrated head (log-softmax pooling
-    and a term bias, from which the query table is derived) whose own queries go through the model."""
+def other_query_side(encoder) -> str | None:
+    """The query side the demo also searches the same index with: "lexical" (no model call per query) for a card
+    whose queries go through the model and whose head the query table can be derived from (log-softmax pooling and a
+    term bias) or that ships a table; "model" for a lexical card; None otherwise."""
     from .encoder import resolve_card
 
     card = resolve_card(encoder)
-    return card.query_encoder == "model" and card.logit_norm == "log_softmax" and bool(card.term_bias)
+    if card.query_encoder == "lexical":
+        return "model"
+    derivable = card.logit_norm == "log_softmax" and bool(card.term_bias)
+    return "lexical" if derivable or card.query_weights else None
 
 
 def _main(argv=None):
@@ -98,14 +103,15 @@ def _main(argv=None):
                "terms_per_doc": idx_info["total_terms"] and avg_terms(work / "vectors"),
                "encode_docs_per_s": enc_summary["docs_per_s"]},
     }
-    if lexical_queries_apply(args.encoder):  # the same index, queries without the model (modeling/lexical.py)
+    other = other_query_side(args.encoder)
+    if other:  # the same index searched with the card's other query side (modeling/lexical.py)
         t = time.time()
-        search_topics(work / "index", topics, args.encoder, work / "run.csplade-lexical.txt", args.hits,
-                      batch_size=args.batch_size, threads=args.threads, card_overrides={"query_encoder": "lexical"},
-                      encoded_queries=work / "queries.lexical.jsonl")
-        lex = f"{name}, lexical queries"
-        rows[lex] = evaluate(work / "run.csplade-lexical.txt", qrels)
-        extra[lex] = {"index_mib": idx_info["bytes"] / 2**20, "search_s": time.time() - t, "same_index": True}
+        search_topics(work / "index", topics, args.encoder, work / f"run.csplade-{other}.txt", args.hits,
+                      batch_size=args.batch_size, threads=args.threads, card_overrides={"query_encoder": other},
+                      encoded_queries=work / f"queries.{other}.jsonl", device=args.device)
+        label = f"{name}, {other} queries"
+        rows[label] = evaluate(work / f"run.csplade-{other}.txt", qrels)
+        extra[label] = {"index_mib": idx_info["bytes"] / 2**20, "search_s": time.time() - t, "same_index": True}
     total = time.time() - t_start
     print()
     print(f"{args.collection} test, {len(topics)} queries, {n_docs:,} docs; total time {total / 60:.1f} min")

@@ -184,3 +184,14 @@ def test_fit_query_weights_writes_a_complete_lexical_encoder(tmp_path, lm, token
         main(argv[:-4] + ["--output", str(tmp_path / "other")])
     err = capsys.readouterr().err
     assert "part1.jsonl:1: not a JsonVectorCollection document" in err and "Traceback" not in err
+
+
+def test_demo_searches_the_other_query_side(tmp_path, lm, tokenizer):
+    from csplade_pyserini.demo import other_query_side
+
+    assert other_query_side(str(_lexical_card(tmp_path, lm, tokenizer, dirname="lex"))) == "model"
+    assert other_query_side(str(_lexical_card(tmp_path, lm, tokenizer, dirname="m", query_encoder="model"))) == "lexical"
+    raw = _lexical_card(tmp_path, lm, tokenizer, dirname="raw", query_encoder="model", logit_norm="none")
+    assert other_query_side(str(raw)) is None  # nothing to derive a table from
+    assert other_query_side("smollm2-135m-echo-corpusfit") == "lexical"
+    assert other_query_side("smollm2-135m-echo-corpusfit-lexq") == "model"
