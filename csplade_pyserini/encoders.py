@@ -67,10 +67,10 @@ class CspladeQueryEncoder(QueryEncoder):
             self.load_cache(encoded_queries)
 
     @property
-    def encoder(self) -> CspladeEncoder:
-        """The query encoder, loaded on first use (a run served entirely from the cache never loads it): the model, or for
-        a ``query_encoder: lexical`` card only its tokenizer and per-term table (modeling/lexical.py)."""
-        if self._encoder is None:  # a lexical card's queries load only its tokenizer and table
+    def encoder(self):
+        """The query encoder, loaded on first use (a run served entirely from the cache never loads it): a
+        CspladeEncoder, or for a ``query_encoder: lexical`` card a LexicalQueryEncoder (tokenizer and table only)."""
+        if self._encoder is None:
             self._encoder = load_query_encoder(**self._load_args)
         self.has_model = True
         return self._encoder
