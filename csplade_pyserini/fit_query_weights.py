@@ -9,9 +9,10 @@ A ``query_encoder: lexical`` card encodes a query without the model: each of its
 ``log1p(relu(table[v] + tf_bonus * log n))`` (modeling/lexical.py). This command learns that table from training
 queries and the passages as the card's model encoded them (the JSONL vectors ``encode`` or ``reproduce`` wrote; the
 passages are never re-encoded): InfoNCE of each query over every passage of the corpus (its judged passages
-positive, all others negative, a learned temperature), full batch, Adam on the offset from the starting table (the
-card's own, or the one derived from its head) with an L2 pull back to it. Only the entries of tokens that occur in
-the training queries move. A seeded ``--holdout`` share of the queries, and their judged passages, stay out of the
+positive, all others negative, a learned temperature), full batch, Adam, from the starting table (the card's own,
+or the one derived from its head). ``--mode affine`` (the default) learns a scale and an offset of the whole table
+(two numbers, so every token moves, seen in training or not); ``--mode per-term`` learns an offset per token of the
+training queries, with an L2 pull back to the start (``--l2``). A seeded ``--holdout`` share of the queries, and their judged passages, stay out of the
 loss; the table kept is the one of the evaluation step with the best held-out nDCG@10 (step 0, the starting table,
 included), so the fit can only keep or improve what it started from on queries it did not train on. Seconds per
 step on a CPU. The output directory is a complete encoder (the source's card with ``query_encoder: lexical`` and
@@ -98,13 +99,22 @@ def query_counts(queries, texts: list[str]) -> tuple[list[dict[int, int]], int]:
     return out, n_trunc
 
 
+MODES = ("affine", "per-term")
+
+
 def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, positives: torch.Tensor, tf_bonus: float,
               steps: int, lr: float = 0.05, l2: float = 1e-3, holdout: float = 1 / 3, seed: int = 13,
-              eval_every: int = 5, score=None, log=print):
+              eval_every: int = 5, score=None, log=print, mode: str = "affine"):
     """Fit the query-token table on [Q, T] own-token counts against [N, T] passage weights (T = the training
     queries' tokens), positives [Q, N] bool. Returns (fitted [T] table, record of the curve). Same protocol as
     calibrate.fit_term_bias: multi-positive InfoNCE over all passages with a learned temperature, held-out queries
-    and their judged passages out of the loss, the best held-out step kept (step 0 included)."""
+    and their judged passages out of the loss, the best held-out step kept (step 0 included).
+
+    ``mode`` "affine" learns two numbers, table = e^s * init + c (a scale and an offset of the whole table: they
+    move every token, seen in training or not); "per-term" learns one offset per token (L2-pulled to 0 by ``l2``:
+    a token seen in a few training queries only learns from those)."""
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
     n = counts.shape[0]
     order = list(range(n))
     random.Random(seed).shuffle(order)
@@ -114,9 +124,12 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
         raise UsageError(f"fitting needs at least 2 training queries with judged passages in the corpus, got {n}")
     own = counts > 0
     tf = torch.where(own, tf_bonus * torch.log(counts.clamp(min=1.0)), torch.zeros(()))
-    delta = torch.zeros_like(init, requires_grad=True)
+    delta = torch.zeros_like(init if mode == "per-term" else init[:2], requires_grad=True)
     log_temp = torch.zeros((), requires_grad=True)
     opt = torch.optim.Adam([delta, log_temp], lr=lr)
+
+    def table_of(d):
+        return init + d if mode == "per-term" else init * d[0].exp() + d[1]
     pos = positives[fit]
     keep = ~(positives[held].any(0) & ~pos.any(0))  # held-out judged passages are no negatives
 
@@ -129,23 +142,23 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
     for step in range(steps + 1):
         if step % eval_every == 0 or step == steps:
             with torch.no_grad():
-                sc = vectors(init + delta) @ docs.T
+                sc = vectors(table_of(delta)) @ docs.T
                 held_score, fit_score = score(sc, held), score(sc, fit)
             curve.append({"step": step, "held_out_ndcg@10": round(held_score, 4), "fit_ndcg@10": round(fit_score, 4)})
             log(f"[fit_query_weights] step {step}: nDCG@10 {held_score:.4f} held out ({len(held)} queries), "
                 f"{fit_score:.4f} fit ({len(fit)}); {time.time() - t0:.0f} s")
             if best[0] is None or held_score > best[0] + 1e-12:
-                best = (held_score, step, (init + delta).detach().clone())
+                best = (held_score, step, table_of(delta).detach().clone())
         if step == steps:
             break
-        sc = (vectors(init + delta, fit) @ docs.T) * log_temp.exp()
+        sc = (vectors(table_of(delta), fit) @ docs.T) * log_temp.exp()
         sc = sc.masked_fill(~keep, float("-inf"))
         loss = (torch.logsumexp(sc, 1) - torch.logsumexp(sc.masked_fill(~pos, float("-inf")), 1)).mean()
         loss = loss + l2 * (delta ** 2).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    record = {"steps": steps, "lr": lr, "l2": l2, "holdout_queries": len(held), "fit_queries": len(fit),
+    record = {"mode": mode, "steps": steps, "lr": lr, "l2": l2, "holdout_queries": len(held), "fit_queries": len(fit),
               "fit_passages": int(keep.sum()), "best_step": best[1], "held_out_ndcg@10": round(best[0], 4),
               "start_held_out_ndcg@10": curve[0]["held_out_ndcg@10"], "curve": curve}
     return best[2], record
@@ -153,7 +166,7 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
 
 def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str, output: str, steps: int = 200,
                       lr: float = 0.05, l2: float = 1e-3, holdout: float = 1 / 3, seed: int = 13, eval_every: int = 5,
-                      overwrite: bool = False, command: str | None = None, log=print) -> Path:
+                      overwrite: bool = False, command: str | None = None, log=print, mode: str = "affine") -> Path:
     from safetensors.torch import save_file
 
     from .calibrate import ndcg_at_k, read_qrels
@@ -204,7 +217,7 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
 
     init = table[cols].clone()
     fitted, record = fit_table(cnt, init, docs, positives, float(card.tf_bonus), steps, lr, l2, holdout, seed,
-                               eval_every, score, log)
+                               eval_every, score, log, mode)
     full = table.clone()
     full[cols] = fitted
     tmp = out.with_name(out.name + ".partial")
@@ -249,6 +262,10 @@ def build_parser():
     p.add_argument("--topics", required=True, help="training queries (TSV/JSONL or a topic name): never test queries")
     p.add_argument("--qrels", required=True, help="their judgments (TREC qrels)")
     p.add_argument("--output", required=True, help="directory of the new encoder")
+    p.add_argument("--mode", choices=MODES, default="affine",
+                   help="affine: a scale and an offset of the whole table (2 numbers); per-term: one offset per token "
+                        "of the training queries (overfits a few hundred queries: see eval/training/README.md) "
+                        "(default: affine)")
     p.add_argument("--steps", type=int, default=200, help="full-batch Adam steps (default: 200)")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default: 0.05)")
     p.add_argument("--l2", type=float, default=1e-3, help="L2 pull towards the starting table (default: 1e-3)")
@@ -267,7 +284,7 @@ def _main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     command = "python -m csplade_pyserini.fit_query_weights " + " ".join(shlex.quote(x) for x in argv)
     fit_query_weights(a.encoder, a.vectors, a.topics, a.qrels, a.output, a.steps, a.lr, a.l2, a.holdout, a.seed,
-                      a.eval_every, a.overwrite, command)
+                      a.eval_every, a.overwrite, command, mode=a.mode)
 
 
 def main(argv=None):

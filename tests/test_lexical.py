@@ -139,10 +139,20 @@ def test_fit_table_learns_what_the_start_gets_wrong():
         return ndcg_at_k(sc[rows], [qids[i] for i in rows], dids, qrels)
 
     table, rec = fit_table(counts, torch.tensor([3.0, 0.5]), docs, positives, 0.0, steps=60, lr=0.1,
-                           score=score, log=lambda *a: None)
+                           score=score, log=lambda *a: None, mode="per-term")
     assert rec["start_held_out_ndcg@10"] < 0.7 and rec["held_out_ndcg@10"] == 1.0 and rec["best_step"] > 0
-    assert rec["holdout_queries"] == 3 and rec["fit_queries"] == 6
+    assert rec["holdout_queries"] == 3 and rec["fit_queries"] == 6 and rec["mode"] == "per-term"
     assert table[1] - table[0] > 0  # the judged passage's token now outweighs the other
+    # affine keeps the tokens' order, so it cannot do that; its offset can cut a token the relu then drops: token 0
+    # (a common word, low table value) is heavy in the unjudged passage, token 1 light in the judged one
+    docs2 = torch.tensor([[5.0, 0.0], [0.0, 1.0]])
+    table, rec = fit_table(counts, torch.tensor([1.0, 3.0]), docs2, positives, 0.0, steps=80, lr=0.1,
+                           score=score, log=lambda *a: None, mode="affine")
+    assert rec["start_held_out_ndcg@10"] < 0.7 and rec["held_out_ndcg@10"] == 1.0 and rec["mode"] == "affine"
+    w = torch.log1p(torch.relu(table))
+    assert w[1] * 1.0 > w[0] * 5.0 and table[0] < 1.0  # token 0 pushed towards the relu's cut
+    with pytest.raises(Exception, match="mode must be one of"):
+        fit_table(counts, torch.tensor([1.0, 3.0]), docs2, positives, 0.0, steps=1, score=score, mode="mlp")
 
 
 def test_fit_query_weights_writes_a_complete_lexical_encoder(tmp_path, lm, tokenizer, capsys):
@@ -165,7 +175,7 @@ def test_fit_query_weights_writes_a_complete_lexical_encoder(tmp_path, lm, token
     (tmp_path / "q.qrels").write_text("".join(f"{q} 0 {d} 1\n" for q, d in rel.items()))
     out = tmp_path / "fitted"
     argv = ["--encoder", str(src), "--vectors", str(vecs), "--topics", str(tmp_path / "q.tsv"), "--qrels",
-            str(tmp_path / "q.qrels"), "--output", str(out), "--steps", "10", "--eval-every", "5"]
+            str(tmp_path / "q.qrels"), "--output", str(out), "--steps", "10", "--eval-every", "5", "--mode", "per-term"]
     main(argv)
     card = EncoderCard.load(out)
     assert card.query_encoder == "lexical" and card.query_weights == "query_weights.safetensors"
