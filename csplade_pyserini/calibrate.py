@@ -164,6 +164,21 @@ def weights(z: torch.Tensor, mu: torch.Tensor, margin: float, allowed: torch.Ten
     return _top_k(torch.log1p(torch.relu(a)) * allowed, top_k)
 
 
+def holdout_split(n: int, holdout: float, seed: int) -> tuple[list[int], list[int]]:
+    """(held-out rows, fit rows) of n queries: a seeded ``holdout`` share held out, both sorted."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    cut = int(round(n * holdout))
+    return sorted(order[:cut]), sorted(order[cut:])
+
+
+def multi_positive_infonce(scores: torch.Tensor, positives: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean over queries of -log(sum of softmax over the kept passages at the judged ones): scores [Q, N] (already
+    multiplied by the temperature), positives [Q, N] bool, keep [N] bool (passages that may be negatives)."""
+    sc = scores.masked_fill(~keep, float("-inf"))
+    return (torch.logsumexp(sc, 1) - torch.logsumexp(sc.masked_fill(~positives, float("-inf")), 1)).mean()
+
+
 def fit_term_bias(zq, own_q, zd, own_d, positives: torch.Tensor, mu: torch.Tensor, allowed: torch.Tensor,
                   margin: float, bonus: float, tf_bonus: float, steps: int, lr: float = 0.01, l2: float = 1e-3,
                   holdout: float = 1 / 3, seed: int = 13, eval_every: int = 5, score=None, log=print):
@@ -175,10 +190,7 @@ def fit_term_bias(zq, own_q, zd, own_d, positives: torch.Tensor, mu: torch.Tenso
     one of the evaluation step (every ``eval_every``) with the best held-out ``score(wq, wd, rows)`` (step 0, the
     calibrated bias, included). Returns (term bias, a record of the curve)."""
     n = zq.shape[0]
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    held = sorted(order[:int(round(n * holdout))])
-    fit = sorted(order[int(round(n * holdout)):])
+    held, fit = holdout_split(n, holdout, seed)
     if not fit or not held:
         raise UsageError(f"--fit-steps needs at least 2 tuning queries with judged passages, got {n}")
     from .modeling.head import own_token_bonus
@@ -213,9 +225,7 @@ def fit_term_bias(zq, own_q, zd, own_d, positives: torch.Tensor, mu: torch.Tenso
         if step == steps:
             break
         wq, wd = vectors(base + delta, fit)
-        sc = ((wq @ wd.T) * log_temp.exp()).masked_fill(~keep, float("-inf"))
-        loss = (torch.logsumexp(sc, 1) - torch.logsumexp(sc.masked_fill(~pos, float("-inf")), 1)).mean()
-        loss = loss + l2 * (delta ** 2).sum()
+        loss = multi_positive_infonce((wq @ wd.T) * log_temp.exp(), pos, keep) + l2 * (delta ** 2).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()

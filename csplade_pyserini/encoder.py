@@ -144,12 +144,7 @@ class CspladeEncoder:
         """Per text: (token ids, ints). Texts are bucketed by length (little padding); order is kept."""
         prefix, default_len, top_k = self.settings(side)
         if side == "query" and self.lexical is not None:
-            out = self.lexical.encode_ids(texts, max_length, self.stats)
-            self.stats["texts"] += len(out)
-            self.stats["empty_vectors"] += sum(1 for ids, _ in out if not ids)
-            if progress is not None:
-                progress(len(out))
-            return out
+            return self.lexical.encode_ids(texts, max_length, self.stats, progress)
         max_length = max_length or default_len
         batch_size = batch_size or self.batch_size
         windows = self.windows(side)
@@ -181,10 +176,7 @@ class CspladeEncoder:
         """(term, token id, int weight, float weight) for the text's top terms, as the index would store them."""
         prefix, max_length, top_k = self.settings(side)
         if side == "query" and self.lexical is not None:
-            (w,) = self.lexical.vectors([text])
-            rows = [(self.model.terms.term(v), v, int(round(x * self.card.quantization_scale)), x) for v, x in w]
-            rows = [r for r in rows if r[2] > 0]
-            return rows[:top], len(rows)
+            return self.lexical.explain(text, top)
         feats = self.model.features(self.model.token_lists([text], prefix), max_length,
                                     self.windows(side)).to(self.model.device)
         with torch.inference_mode():

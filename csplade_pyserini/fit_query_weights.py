@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shlex
 import shutil
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .cli import UsageError, run
+from .cli import UsageError, ensure_empty_dir, run
 
 QUERY_WEIGHTS_FILE = "query_weights.safetensors"
 
@@ -115,11 +114,10 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
     a token seen in a few training queries only learns from those)."""
     if mode not in MODES:
         raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+    from .calibrate import holdout_split, multi_positive_infonce
+
     n = counts.shape[0]
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    held = sorted(order[:int(round(n * holdout))])
-    fit = sorted(order[int(round(n * holdout)):])
+    held, fit = holdout_split(n, holdout, seed)
     if not fit or not held:
         raise UsageError(f"fitting needs at least 2 training queries with judged passages in the corpus, got {n}")
     own = counts > 0
@@ -152,9 +150,7 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
         if step == steps:
             break
         sc = (vectors(table_of(delta), fit) @ docs.T) * log_temp.exp()
-        sc = sc.masked_fill(~keep, float("-inf"))
-        loss = (torch.logsumexp(sc, 1) - torch.logsumexp(sc.masked_fill(~pos, float("-inf")), 1)).mean()
-        loss = loss + l2 * (delta ** 2).sum()
+        loss = multi_positive_infonce(sc, pos, keep) + l2 * (delta ** 2).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -176,10 +172,7 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
     from .topics import load_topics
 
     out = Path(output)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UsageError(f"--output {out} exists and is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
+    ensure_empty_dir(out, "--output", overwrite)  # fails before any work; the encoder lands there at the end
     card = resolve_card(encoder)
     lex_card = card.with_overrides(query_encoder="lexical")
     queries = LexicalQueryEncoder.load(lex_card).queries
@@ -245,6 +238,7 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
                                        f"csplade_pyserini.fit_query_weights). {card.description}"})
     new.save(tmp)
     (tmp / "fit.json").write_text(json.dumps({k: v for k, v in stage.items() if k != "previous"}, indent=1) + "\n")
+    out.rmdir()
     tmp.rename(out)
     log(f"[fit_query_weights] held-out nDCG@10 {record['start_held_out_ndcg@10']:.4f} (start) -> "
         f"{record['held_out_ndcg@10']:.4f} at step {record['best_step']} of {steps}; wrote {out}")

@@ -91,14 +91,29 @@ class LexicalQueries:
             out.append(w[:top_k] if top_k else w)
         return out
 
-    def encode_ids(self, texts: list[str], max_length: int | None = None, stats: Counter | None = None):
-        """Per text: (token ids, ints) with int = round(weight x scale), ints <= 0 dropped (sparse.quantize's rule)."""
+    def explain(self, text: str, top: int = 30):
+        """(term, token id, int weight, float weight) for the query's top terms, and how many terms it has."""
+        (w,) = self.vectors([text])
+        scale = float(self.card.quantization_scale)
+        rows = [(self.terms.term(v), v, int(round(x * scale)), x) for v, x in w]
+        rows = [r for r in rows if r[2] > 0]
+        return rows[:top], len(rows)
+
+    def encode_ids(self, texts: list[str], max_length: int | None = None, stats: Counter | None = None,
+                   progress=None):
+        """Per text: (token ids, ints) with int = round(weight x scale), ints <= 0 dropped (sparse.quantize's rule).
+        ``stats`` gets the encoder's counts (texts, truncated, tokens, empty texts and vectors)."""
         scale = float(self.card.quantization_scale)
         out = []
         for w in self.vectors(texts, max_length, stats):
             pairs = [(v, int(round(x * scale))) for v, x in w]  # round half to even, as torch.round
             pairs = [(v, q) for v, q in pairs if q > 0]
             out.append(([v for v, _ in pairs], [q for _, q in pairs]))
+        if stats is not None:
+            stats["texts"] += len(out)
+            stats["empty_vectors"] += sum(1 for ids, _ in out if not ids)
+        if progress is not None:
+            progress(len(out))
         return out
 
 
@@ -134,12 +149,7 @@ class LexicalQueryEncoder:
         if side != "query":
             raise ValueError(f"a lexical query encoder encodes queries only, not {side!r} texts: passages need "
                              f"the model (CspladeEncoder)")
-        out = self.queries.encode_ids(texts, max_length, self.stats)
-        self.stats["texts"] += len(out)
-        self.stats["empty_vectors"] += sum(1 for ids, _ in out if not ids)
-        if progress is not None:
-            progress(len(out))
-        return out
+        return self.queries.encode_ids(texts, max_length, self.stats, progress)
 
     def encode(self, texts: list[str], side: str = "query", **kw) -> list[dict[str, int]]:
         terms = self.terms
@@ -149,8 +159,4 @@ class LexicalQueryEncoder:
         """(term, token id, int weight, float weight) for the query's top terms, as CspladeEncoder.explain."""
         if side != "query":
             raise ValueError("a lexical query encoder explains queries only")
-        (w,) = self.queries.vectors([text])
-        scale = float(self.card.quantization_scale)
-        rows = [(self.terms.term(v), v, int(round(x * scale)), x) for v, x in w]
-        rows = [r for r in rows if r[2] > 0]
-        return rows[:top], len(rows)
+        return self.queries.explain(text, top)
