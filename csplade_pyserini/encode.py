@@ -138,6 +138,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
         raise UsageError(f"an interrupted run of {target.name} left committed documents in {writer.tmp}: pass "
                          f"--resume to continue it or --overwrite to start over")
     n_done = writer.resume_point() if resume else 0
+    prior_seconds = writer.resumed_seconds
     if n_done:
         if writer.committed_ids() != check.ids[start:start + n_done]:
             raise UsageError(f"{writer.tmp}: the interrupted shard does not match this corpus; delete it to start over")
@@ -163,9 +164,14 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
                 batch["vector"] = enc.encode(texts, titles=titles, max_length=max_length, progress=bar.update)
                 writer.write(batch, fields)
                 stats = enc.stats
-                writer.commit(dict(stats))
-                bar.set_postfix(tok_s=f"{stats['tokens'] / max(time.time() - t0, 1e-9):,.0f}", refresh=False)
-    seconds = time.time() - t0
+                elapsed = time.time() - t0
+                writer.commit(dict(stats), None if prior_seconds is None else prior_seconds + elapsed)
+                new_tokens = stats["tokens"] - writer.resumed_stats.get("tokens", 0)  # this run's, not the resumed
+                bar.set_postfix(tok_s=f"{new_tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
+    # Encoding time over every run of this shard when the interrupted runs recorded theirs; else this run's alone,
+    # with the docs it encoded (a progress file from before the time was recorded).
+    seconds = time.time() - t0 + (prior_seconds or 0.0)
+    timed_docs = n_in if prior_seconds is not None else n_in - n_done
     stats = dict(enc.stats)
     stats.pop("texts", None)
     if writer.n_written != n_in:
@@ -174,7 +180,8 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
         "docs_in": n_in, "docs_out": writer.n_written, "empty_texts": stats.get("empty_texts", 0),
         "empty_vectors": writer.n_placeholder, "truncated": stats.get("truncated", 0),
         "tokens": stats.get("tokens", 0), "seconds": round(seconds, 2),
-        "docs_per_s": round(n_in / max(seconds, 1e-9), 2), "shard_id": shard_id, "shard_num": shard_num,
+        "docs_per_s": round(timed_docs / max(seconds, 1e-9), 2), "timed_docs": timed_docs, "resumed_docs": n_done,
+        "shard_id": shard_id, "shard_num": shard_num,
         "encoder": card.to_dict(), "max_length": max_length or card.passage_max_length,
         "encoder_identity": identity,
     }
@@ -182,7 +189,9 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     if not quiet:
         print(f"[encode] done: {summary['docs_out']:,} docs out of {n_in:,} in | empty texts {summary['empty_texts']} "
               f"(kept) | empty vectors {summary['empty_vectors']} (indexed with the placeholder term) | truncated "
-              f"{summary['truncated']} | {seconds:.1f} s, {summary['docs_per_s']:.1f} docs/s", file=sys.stderr)
+              f"{summary['truncated']} | {seconds:.1f} s, {summary['docs_per_s']:.1f} docs/s"
+              + (f" (resumed after {n_done:,} docs; the time covers {timed_docs:,})" if n_done else ""),
+              file=sys.stderr)
     return summary
 
 

@@ -285,7 +285,9 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         info = _impact_index(vectors, work / "index", n_docs, threads)
         index = work / "index"
         stats["terms_per_doc"] = round(avg_terms(vectors), 1)
-        stats["docs_per_s"] = round(n_docs / max(sum(s["seconds"] for s in shards), 1e-9), 2)
+        # a resumed shard's seconds may cover only the docs encoded after the resume (timed_docs)
+        stats["docs_per_s"] = round(sum(s.get("timed_docs", s["docs_in"]) for s in shards)
+                                    / max(sum(s["seconds"] for s in shards), 1e-9), 2)
         stats["encode_seconds"] = round(sum(s["seconds"] for s in shards), 1)
         stats["encoder_card"] = {k: shards[0]["encoder"].get(k) for k in CARD_SUMMARY}
         # the dtype the passages were encoded in (a bf16 card runs in float32 on a CPU without fast bf16 kernels)

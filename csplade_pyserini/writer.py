@@ -44,6 +44,7 @@ class AtomicJsonlWriter(JsonlRepresentationWriter):
         self.n_written = 0
         self.n_placeholder = 0
         self.resumed_stats: dict = {}
+        self.resumed_seconds: float | None = 0.0  # encoding time of the interrupted runs (None: not recorded)
 
     def resume_point(self) -> int:
         """Documents of an interrupted run already committed (0 if none). The progress file is the commit point:
@@ -60,6 +61,7 @@ class AtomicJsonlWriter(JsonlRepresentationWriter):
             fh.write(b"".join(line + b"\n" for line in lines[:n]))
         self.n_written, self.n_placeholder = n, prog["empty_vectors"]
         self.resumed_stats = prog.get("stats", {})
+        self.resumed_seconds = prog.get("seconds")  # progress files written before it was recorded lack it
         return n
 
     def committed_ids(self) -> list[str]:
@@ -72,12 +74,17 @@ class AtomicJsonlWriter(JsonlRepresentationWriter):
         self.file = open(self.tmp, "a" if self.n_written else "w", encoding="utf-8")
         return self
 
-    def commit(self, stats: dict) -> None:
-        """Flush and record how far this shard got (written after the lines, so a kill never loses a batch)."""
+    def commit(self, stats: dict, seconds: float | None = None) -> None:
+        """Flush and record how far this shard got (written after the lines, so a kill never loses a batch) and,
+        when given, the encoding seconds spent on it so far (all runs together), so a resumed shard reports its
+        real docs/s."""
         self.file.flush()
         os.fsync(self.file.fileno())
         tmp = self.progress_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"docs": self.n_written, "empty_vectors": self.n_placeholder, "stats": stats}))
+        prog = {"docs": self.n_written, "empty_vectors": self.n_placeholder, "stats": stats}
+        if seconds is not None:
+            prog["seconds"] = round(seconds, 3)
+        tmp.write_text(json.dumps(prog))
         os.replace(tmp, self.progress_file)
 
     def __exit__(self, exc_type, exc_val, exc_tb):

@@ -135,7 +135,8 @@ def test_help(verb):
     assert "usage" in out.stdout.lower()
 
 
-def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize("legacy_progress", [False, True], ids=["timed", "progress-without-seconds"])
+def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_checkpoint, monkeypatch, legacy_progress):
     from csplade_pyserini import writer as writer_mod
     from csplade_pyserini.encode import encode_corpus
 
@@ -162,9 +163,20 @@ def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_che
     assert not (out / "embeddings.jsonl").exists()  # nothing half-done is visible to the indexer
     with pytest.raises(UsageError, match="interrupted run.*--resume"):
         encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True)
+    progress_file = tmp_path / "vec.manifest" / "embeddings.jsonl.progress.json"
+    progress = json.loads(progress_file.read_text())
+    assert progress["docs"] > 0 and progress["seconds"] > 0  # the interrupted run's encoding time is kept
+    if legacy_progress:  # written by a version that did not record the time: only the resumed run is timed
+        progress_file.write_text(json.dumps({k: v for k, v in progress.items() if k != "seconds"}))
     done = encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True, resume=True)
     assert (out / "embeddings.jsonl").read_text() == (tmp_path / "ref" / "embeddings.jsonl").read_text()
     assert done["docs_out"] == 40 and done["empty_texts"] == ref["empty_texts"] == 10
+    # docs/s counts the time of both runs over all 40 docs, not 40 docs over the resumed run's time alone
+    assert done["resumed_docs"] == progress["docs"]
+    assert done["timed_docs"] == (40 - progress["docs"] if legacy_progress else 40)
+    if not legacy_progress:
+        assert done["seconds"] >= progress["seconds"]
+    assert done["docs_per_s"] == pytest.approx(done["timed_docs"] / done["seconds"], rel=0.05)
     again = encode_corpus(corpus, out, str(tiny_checkpoint), device="cpu", quiet=True, resume=True)
     assert again["sha256"] == done["sha256"] == ref["sha256"]  # a finished shard is skipped
 
