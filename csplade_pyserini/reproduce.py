@@ -271,7 +271,8 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     elif reg.get("documents_from"):  # the documents of another regression, encoded by an equal passage side
         src, res = _documents_from(reg, work.parent, encoder, corpus_dir, gpus, results_dir, threads)
         vectors, index, n_docs, info = src / "vectors", src / "index", res["docs"], {"bytes": res["index_bytes"]}
-        stats.update({k: res[k] for k in ("terms_per_doc", "docs_per_s", "encode_seconds", "dtype") if k in res})
+        stats.update({k: res[k] for k in ("terms_per_doc", "docs_per_s", "encode_seconds", "encode_timed_docs", "dtype")
+                      if k in res})
         stats["documents_from"] = reg["documents_from"]
         from .encoder import resolve_card
 
@@ -286,9 +287,11 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         index = work / "index"
         stats["terms_per_doc"] = round(avg_terms(vectors), 1)
         # a resumed shard's seconds may cover only the docs encoded after the resume (timed_docs)
-        stats["docs_per_s"] = round(sum(s.get("timed_docs", s["docs_in"]) for s in shards)
-                                    / max(sum(s["seconds"] for s in shards), 1e-9), 2)
+        timed = sum(s.get("timed_docs", s["docs_in"]) for s in shards)
+        stats["docs_per_s"] = round(timed / max(sum(s["seconds"] for s in shards), 1e-9), 2)
         stats["encode_seconds"] = round(sum(s["seconds"] for s in shards), 1)
+        if timed != n_docs:
+            stats["encode_timed_docs"] = timed  # encode_seconds is the time of these docs, not of all n_docs
         stats["encoder_card"] = {k: shards[0]["encoder"].get(k) for k in CARD_SUMMARY}
         # the dtype the passages were encoded in (a bf16 card runs in float32 on a CPU without fast bf16 kernels)
         stats["dtype"] = ", ".join(sorted({str(s["encoder"].get("dtype")) for s in shards}))
