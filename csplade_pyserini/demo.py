@@ -1,9 +1,11 @@
 """python -m csplade_pyserini.demo: the whole pipeline on shipped data, CSPLADE beside BM25.
 
 encode (CSPLADE) -> Lucene impact index -> search -> trec_eval, and BM25 (Pyserini) on the same documents and
-queries in the same run; prints one table. For a calibrated encoder it also searches the same index with its other
-query side (inference-free queries, query_encoder lexical: no model call per query; or, for a lexical card, the
-model's queries) and prints that row too. The default fits 15 minutes on 2 CPU cores: SciFact test queries over
+queries in the same run; prints one table. It also searches the same index with inference-free queries
+(query_encoder lexical: no model call per query) and prints those rows too: with each shipped lexical card that
+encodes passages as this encoder does (for the default: -lexq, the table derived from the head, and -lexqfit, the
+table fitted against the whole SciFact corpus), or else with the card's own other query side (the derived table;
+for a lexical card, the model's queries). The default fits 15 minutes on 2 CPU cores: SciFact test queries over
 a subset of its corpus (every judged document plus a seeded random sample of the others, --max-docs in all).
 --max-docs 0 uses the full corpus (about an hour on 2 AVX2 cores; minutes on a GPU).
 """
@@ -56,6 +58,28 @@ def other_query_side(encoder) -> str | None:
     return "lexical" if derivable or card.query_weights else None
 
 
+def lexical_siblings(encoder) -> list[str]:
+    """Shipped lexical cards (``query_encoder: lexical``) that encode passages exactly as ``encoder`` does
+    (``EncoderCard.passage_side``), so they search its index with their own query tables: e.g. the default's
+    ``-lexq`` (derived table) and ``-lexqfit`` (fitted table). Empty for a lexical card."""
+    from .encoder import CardError, EncoderCard, available_encoders, encoders_dir, resolve_card
+
+    card = resolve_card(encoder)
+    if card.query_encoder == "lexical":
+        return []
+    mine, out = card.passage_side(), []
+    for name in available_encoders():
+        if name == card.name:
+            continue
+        try:
+            other = EncoderCard.load(encoders_dir() / name)
+        except CardError:
+            continue
+        if other.query_encoder == "lexical" and other.passage_side() == mine:
+            out.append(name)
+    return out
+
+
 def _main(argv=None):
     from . import jvm
     from .encode import encode_corpus
@@ -103,14 +127,18 @@ def _main(argv=None):
                "terms_per_doc": idx_info["total_terms"] and avg_terms(work / "vectors"),
                "encode_docs_per_s": enc_summary["docs_per_s"]},
     }
+    # The same index searched with other query sides (modeling/lexical.py): the shipped lexical cards that share
+    # this encoder's passages, each with its own query table; else the card's own other side (derived table / model).
+    sides = [(f"CSPLADE {sib}, lexical queries", sib, {}, sib) for sib in lexical_siblings(args.encoder)]
     other = other_query_side(args.encoder)
-    if other:  # the same index searched with the card's other query side (modeling/lexical.py)
+    if not sides and other:
+        sides = [(f"{name}, {other} queries", args.encoder, {"query_encoder": other}, other)]
+    for label, encoder, overrides, tag in sides:
         t = time.time()
-        search_topics(work / "index", topics, args.encoder, work / f"run.csplade-{other}.txt", args.hits,
-                      batch_size=args.batch_size, threads=args.threads, card_overrides={"query_encoder": other},
-                      encoded_queries=work / f"queries.{other}.jsonl", device=args.device)
-        label = f"{name}, {other} queries"
-        rows[label] = evaluate(work / f"run.csplade-{other}.txt", qrels)
+        search_topics(work / "index", topics, encoder, work / f"run.csplade-{tag}.txt", args.hits,
+                      batch_size=args.batch_size, threads=args.threads, card_overrides=overrides,
+                      encoded_queries=work / f"queries.{tag}.jsonl", device=args.device)
+        rows[label] = evaluate(work / f"run.csplade-{tag}.txt", qrels)
         extra[label] = {"index_mib": idx_info["bytes"] / 2**20, "search_s": time.time() - t, "same_index": True}
     total = time.time() - t_start
     print()

@@ -205,3 +205,14 @@ def test_demo_searches_the_other_query_side(tmp_path, lm, tokenizer):
     assert other_query_side(str(raw)) is None  # nothing to derive a table from
     assert other_query_side("smollm2-135m-echo-corpusfit") == "lexical"
     assert other_query_side("smollm2-135m-echo-corpusfit-lexq") == "model"
+
+
+def test_demo_finds_the_shipped_lexical_cards_of_the_same_passages():
+    from csplade_pyserini.demo import lexical_siblings
+
+    # the default's passages: both lexical cards built on it search its index with their own tables
+    assert lexical_siblings("smollm2-135m-echo-corpusfit") == ["smollm2-135m-echo-corpusfit-lexq",
+                                                               "smollm2-135m-echo-corpusfit-lexqfit"]
+    # same recipe, another term bias: another index, so no lexical card of corpusfit's belongs on it
+    assert lexical_siblings("smollm2-135m-echo-fitted") == []
+    assert lexical_siblings("smollm2-135m-echo-corpusfit-lexqfit") == []  # a lexical card: its other side is the model
