@@ -62,22 +62,14 @@ def lexical_siblings(encoder) -> list[str]:
     """Shipped lexical cards (``query_encoder: lexical``) that encode passages exactly as ``encoder`` does
     (``EncoderCard.passage_side``), so they search its index with their own query tables: e.g. the default's
     ``-lexq`` (derived table) and ``-lexqfit`` (fitted table). Empty for a lexical card."""
-    from .encoder import CardError, EncoderCard, available_encoders, encoders_dir, resolve_card
+    from .encoder import resolve_card, shipped_cards
 
     card = resolve_card(encoder)
     if card.query_encoder == "lexical":
         return []
-    mine, out = card.passage_side(), []
-    for name in available_encoders():
-        if name == card.name:
-            continue
-        try:
-            other = EncoderCard.load(encoders_dir() / name)
-        except CardError:
-            continue
-        if other.query_encoder == "lexical" and other.passage_side() == mine:
-            out.append(name)
-    return out
+    mine = card.passage_side()
+    return [name for name, other in shipped_cards()
+            if name != card.name and other.query_encoder == "lexical" and other.passage_side() == mine]
 
 
 def _main(argv=None):

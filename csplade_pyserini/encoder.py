@@ -36,6 +36,16 @@ def available_encoders() -> list[str]:
     return sorted(p.parent.name for p in d.glob(f"*/{CARD_FILE}")) if d.exists() else []
 
 
+def shipped_cards():
+    """(name, card) for every encoders/*/card.json that loads (a broken card is skipped, as resolve_card would
+    report it when named)."""
+    for name in available_encoders():
+        try:
+            yield name, EncoderCard.load(encoders_dir() / name)
+        except CardError:
+            continue
+
+
 def default_score(card: EncoderCard) -> tuple[int, float]:
     """(how many PRIMARY_SCORES the card has, their mean): the default encoder is the highest."""
     got = [(card.scores.get(key) or {}).get(metric) for key, metric in PRIMARY_SCORES]
@@ -48,11 +58,7 @@ def default_encoder() -> str:
     encoders/*/card.json, preferring those measured on more of them (the base if none has a score). One collection
     alone would pick an encoder for a lead within the regressions' tolerance on SciFact that loses far more zero-shot."""
     best, best_score = BASE_ENCODER, (0, float("-inf"))
-    for name in available_encoders():
-        try:
-            card = EncoderCard.load(encoders_dir() / name)
-        except CardError:
-            continue
+    for name, card in shipped_cards():
         score = default_score(card)
         if score[0] and score > best_score:
             best, best_score = name, score
