@@ -170,7 +170,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
                 bar.set_postfix(tok_s=f"{new_tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
     # Encoding time over every run of this shard when the interrupted runs recorded theirs; else this run's alone,
     # with the docs it encoded (a progress file from before the time was recorded).
-    seconds = time.time() - t0 + (prior_seconds or 0.0)
+    seconds = round(time.time() - t0 + (prior_seconds or 0.0), 2)  # docs/s below from the seconds recorded
     timed_docs = n_in if prior_seconds is not None else n_in - n_done
     stats = dict(enc.stats)
     stats.pop("texts", None)
@@ -179,7 +179,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     summary = {
         "docs_in": n_in, "docs_out": writer.n_written, "empty_texts": stats.get("empty_texts", 0),
         "empty_vectors": writer.n_placeholder, "truncated": stats.get("truncated", 0),
-        "tokens": stats.get("tokens", 0), "seconds": round(seconds, 2),
+        "tokens": stats.get("tokens", 0), "seconds": seconds,
         "docs_per_s": round(timed_docs / max(seconds, 1e-9), 2), "timed_docs": timed_docs, "resumed_docs": n_done,
         "shard_id": shard_id, "shard_num": shard_num,
         "encoder": card.to_dict(), "max_length": max_length or card.passage_max_length,

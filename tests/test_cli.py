@@ -176,7 +176,7 @@ def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_che
     assert done["timed_docs"] == (40 - progress["docs"] if legacy_progress else 40)
     if not legacy_progress:
         assert done["seconds"] >= progress["seconds"]
-    assert done["docs_per_s"] == pytest.approx(done["timed_docs"] / done["seconds"], rel=0.05)
+    assert done["docs_per_s"] == round(done["timed_docs"] / max(done["seconds"], 1e-9), 2)  # of the recorded seconds
     again = encode_corpus(corpus, out, str(tiny_checkpoint), device="cpu", quiet=True, resume=True)
     assert again["sha256"] == done["sha256"] == ref["sha256"]  # a finished shard is skipped
 
