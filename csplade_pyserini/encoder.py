@@ -132,6 +132,10 @@ class CspladeEncoder:
         return enc
 
     # -- encoding -------------------------------------------------------------------------------------------
+    def use_index(self, index) -> bool:
+        """Lexical queries with a df curve: take document frequencies from the index searched (else a no-op)."""
+        return self.lexical.use_index(index) if self.lexical is not None else False
+
     def settings(self, side: str):
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, got {side!r}")

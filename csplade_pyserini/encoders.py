@@ -61,6 +61,7 @@ class CspladeQueryEncoder(QueryEncoder):
         self.has_encoded_query = False
         self.cache: dict[str, dict[str, int]] = {}
         self._encoder = encoder
+        self._index = None
         self._load_args = dict(encoder=model_name, device=device, dtype="float16" if fp16 else None, compile=compile,
                                batch_size=batch_size, **card_overrides)
         if encoded_queries:
@@ -72,8 +73,17 @@ class CspladeQueryEncoder(QueryEncoder):
         CspladeEncoder, or for a ``query_encoder: lexical`` card a LexicalQueryEncoder (tokenizer and table only)."""
         if self._encoder is None:
             self._encoder = load_query_encoder(**self._load_args)
+            if self._index is not None:
+                self._encoder.use_index(self._index)
         self.has_model = True
         return self._encoder
+
+    def use_index(self, index) -> None:
+        """Encode queries for this index: a lexical query side with a df curve (``query_df_curve``) reads document
+        frequencies from it; any other encoder ignores it. Applied when the encoder loads (or now, if loaded)."""
+        self._index = str(index)
+        if self._encoder is not None:
+            self._encoder.use_index(self._index)
 
     def encode(self, text: str, **kwargs) -> dict[str, int]:
         if text not in self.cache:

@@ -33,6 +33,9 @@ import torch
 from .cli import UsageError, ensure_empty_dir, run
 
 QUERY_WEIGHTS_FILE = "query_weights.safetensors"
+QUERY_DF_FILE = "query_df.safetensors"
+FITTED = {"affine": "(a scale and an offset of the whole table)", "per-term": "(an offset per token)",
+          "df": "(an offset by the token's document frequency in the index searched)"}
 
 
 def vector_files(paths: list[str]) -> list[Path]:
@@ -51,9 +54,10 @@ def vector_files(paths: list[str]) -> list[Path]:
     return out
 
 
-def read_vectors(files: list[Path], term_to_col: dict[str, int], scale: float):
+def read_vectors(files: list[Path], term_to_col: dict[str, int], scale: float, df=None):
     """(docids, dense [N, len(term_to_col)] float32 of weight = int / scale over the columns wanted). A record that is
-    not a JsonVectorCollection document is a UsageError naming the file and line."""
+    not a JsonVectorCollection document is a UsageError naming the file and line. ``df``, a Counter, gets every
+    term's document frequency (all terms, not only the wanted columns)."""
     import gzip
 
     dids, rows = [], []
@@ -67,6 +71,8 @@ def read_vectors(files: list[Path], term_to_col: dict[str, int], scale: float):
                     obj = json.loads(line)
                     did, vec = str(obj["id"]), obj["vector"]
                     row = {term_to_col[t]: float(w) / scale for t, w in vec.items() if t in term_to_col}
+                    if df is not None:
+                        df.update(t for t, w in vec.items() if w > 0)
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
                     raise UsageError(f"{f}:{lineno}: not a JsonVectorCollection document with 'id' and a 'vector' of "
                                      f"term -> weight ({e.__class__.__name__}: {e})") from None
@@ -98,12 +104,12 @@ def query_counts(queries, texts: list[str]) -> tuple[list[dict[int, int]], int]:
     return out, n_trunc
 
 
-MODES = ("affine", "per-term")
+MODES = ("affine", "per-term", "df")
 
 
 def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, positives: torch.Tensor, tf_bonus: float,
               steps: int, lr: float = 0.05, l2: float = 1e-3, holdout: float = 1 / 3, seed: int = 13,
-              eval_every: int = 5, score=None, log=print, mode: str = "affine"):
+              eval_every: int = 5, score=None, log=print, mode: str = "affine", basis: torch.Tensor | None = None):
     """Fit the query-token table on [Q, T] own-token counts against [N, T] passage weights (T = the training
     queries' tokens), positives [Q, N] bool. Returns (fitted [T] table, record of the curve). Same protocol as
     calibrate.fit_term_bias: multi-positive InfoNCE over all passages with a learned temperature, held-out queries
@@ -111,9 +117,13 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
 
     ``mode`` "affine" learns two numbers, table = e^s * init + c (a scale and an offset of the whole table: they
     move every token, seen in training or not); "per-term" learns one offset per token (L2-pulled to 0 by ``l2``:
-    a token seen in a few training queries only learns from those)."""
+    a token seen in a few training queries only learns from those); "df" learns a curve over the tokens' corpus
+    document frequency, table = init + basis @ values (``basis`` [T, K] from df_basis; K numbers, L2-pulled to 0:
+    every token of a given frequency moves alike, seen in training or not)."""
     if mode not in MODES:
         raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "df" and (basis is None or basis.shape[0] != init.shape[0]):
+        raise UsageError("mode 'df' needs a [T, K] basis over the table's tokens (df_basis)")
     from .calibrate import holdout_split, multi_positive_infonce
 
     n = counts.shape[0]
@@ -122,11 +132,16 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
         raise UsageError(f"fitting needs at least 2 training queries with judged passages in the corpus, got {n}")
     own = counts > 0
     tf = torch.where(own, tf_bonus * torch.log(counts.clamp(min=1.0)), torch.zeros(()))
-    delta = torch.zeros_like(init if mode == "per-term" else init[:2], requires_grad=True)
+    if mode == "df" and basis.shape[1] < 2:
+        raise UsageError(f"--knots must be at least 2, got {basis.shape[1]}")
+    shape = {"per-term": init.shape, "affine": (2,), "df": (0 if basis is None else basis.shape[1],)}[mode]
+    delta = torch.zeros(shape, requires_grad=True)
     log_temp = torch.zeros((), requires_grad=True)
     opt = torch.optim.Adam([delta, log_temp], lr=lr)
 
     def table_of(d):
+        if mode == "df":
+            return init + basis @ d
         return init + d if mode == "per-term" else init * d[0].exp() + d[1]
     pos = positives[fit]
     keep = ~(positives[held].any(0) & ~pos.any(0))  # held-out judged passages are no negatives
@@ -135,7 +150,7 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
         o, t = (own, tf) if rows is None else (own[rows], tf[rows])
         return torch.log1p(torch.relu(table + t)) * o
 
-    curve, best = [], (None, None, init.clone())
+    curve, best = [], (None, None, init.clone(), delta.detach().clone())
     t0 = time.time()
     for step in range(steps + 1):
         if step % eval_every == 0 or step == steps:
@@ -146,7 +161,7 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
             log(f"[fit_query_weights] step {step}: nDCG@10 {held_score:.4f} held out ({len(held)} queries), "
                 f"{fit_score:.4f} fit ({len(fit)}); {time.time() - t0:.0f} s")
             if best[0] is None or held_score > best[0] + 1e-12:
-                best = (held_score, step, table_of(delta).detach().clone())
+                best = (held_score, step, table_of(delta).detach().clone(), delta.detach().clone())
         if step == steps:
             break
         sc = (vectors(table_of(delta), fit) @ docs.T) * log_temp.exp()
@@ -157,18 +172,25 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
     record = {"mode": mode, "steps": steps, "lr": lr, "l2": l2, "holdout_queries": len(held), "fit_queries": len(fit),
               "fit_passages": int(keep.sum()), "best_step": best[1], "held_out_ndcg@10": round(best[0], 4),
               "start_held_out_ndcg@10": curve[0]["held_out_ndcg@10"], "curve": curve}
+    if mode == "df":
+        record["df_curve"] = [round(float(v), 4) for v in best[3]]
+    elif mode == "affine":
+        record["affine"] = {"scale": round(float(best[3][0].exp()), 4), "offset": round(float(best[3][1]), 4)}
     return best[2], record
 
 
 def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str, output: str, steps: int = 200,
                       lr: float = 0.05, l2: float = 1e-3, holdout: float = 1 / 3, seed: int = 13, eval_every: int = 5,
-                      overwrite: bool = False, command: str | None = None, log=print, mode: str = "affine") -> Path:
+                      overwrite: bool = False, command: str | None = None, log=print, mode: str = "affine",
+                      knots: int = 8) -> Path:
+    from collections import Counter
+
     from safetensors.torch import save_file
 
     from .calibrate import ndcg_at_k, read_qrels
     from .encoder import resolve_card
-    from .modeling.card import QUERY_WEIGHTS_KEY
-    from .modeling.lexical import LexicalQueryEncoder, query_table
+    from .modeling.card import QUERY_DF_KEY, QUERY_WEIGHTS_KEY
+    from .modeling.lexical import LexicalQueryEncoder, df_basis, query_table
     from .topics import load_topics
 
     out = Path(output)
@@ -186,7 +208,8 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
     term_to_col = {queries.terms.term(v): j for v, j in col.items()}
     files = vector_files(vectors)
     t0 = time.time()
-    dids, docs = read_vectors(files, term_to_col, float(card.quantization_scale))
+    df = Counter()
+    dids, docs = read_vectors(files, term_to_col, float(card.quantization_scale), df)
     log(f"[fit_query_weights] {len(dids):,} passages from {len(files)} file(s) over {len(cols):,} query tokens "
         f"in {time.time() - t0:.1f} s")
     dcol = {d: j for j, d in enumerate(dids)}
@@ -208,15 +231,36 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
     def score(sc, rows):
         return ndcg_at_k(sc[rows], [qids[i] for i in rows], dids, judged)
 
-    init = table[cols].clone()
+    # the corpus's document frequency of every vocabulary token: a df curve (the source's, or the one fitted
+    # here) moves each token by it, as the index built from these vectors would when searched
+    id_to_term = queries.terms.id_to_term  # None for special ids: never a term, df 0
+    vocab_df = torch.tensor([df.get(id_to_term[v], 0) if v < len(id_to_term) and id_to_term[v] else 0
+                             for v in range(table.shape[0])], dtype=torch.float32)
+    curve = (card.query_df_curve or {}).get("values")
+    if mode == "df" and curve is not None:
+        raise UsageError(f"--mode df: {card.name} already has a df curve; fit it from an encoder without one")
+    offsets = (df_basis(vocab_df, len(dids), len(curve)) @ torch.tensor(curve, dtype=torch.float32)
+               if curve is not None else torch.zeros_like(table))
+    basis_all = df_basis(vocab_df, len(dids), knots) if mode == "df" else None
+    init = (table + offsets)[cols].clone()
     fitted, record = fit_table(cnt, init, docs, positives, float(card.tf_bonus), steps, lr, l2, holdout, seed,
-                               eval_every, score, log, mode)
-    full = table.clone()
-    full[cols] = fitted
+                               eval_every, score, log, mode, None if basis_all is None else basis_all[cols])
+    full = table.clone()  # the stored table never holds the curve: it is added per corpus at query time
+    if mode == "df":
+        curve = record["df_curve"]
+        record.update(knots=knots)
+    else:
+        full[cols] = fitted - offsets[cols]
+    df_curve = None
+    if curve is not None:
+        df_curve = {"values": [float(x) for x in curve], "reference_df": QUERY_DF_FILE,
+                    "reference_documents": len(dids)}
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file({QUERY_WEIGHTS_KEY: full.contiguous()}, str(tmp / QUERY_WEIGHTS_FILE))
+    if df_curve is not None:
+        save_file({QUERY_DF_KEY: vocab_df.contiguous()}, str(tmp / QUERY_DF_FILE))
     files_copied = {}
     if card.term_bias_path() is not None:
         shutil.copy2(card.term_bias_path(), tmp / "term_bias.safetensors")
@@ -230,12 +274,13 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
     stage = {"stage": "fit_query_weights", "command": command, "source": card.name, "topics": str(topics),
              "qrels": str(qrels), "queries": len(qids), "truncated_queries": n_trunc, "passages": len(dids),
              "query_tokens": len(cols), **record, "previous": card.training}
-    new = card.with_overrides(query_encoder="lexical", query_weights=QUERY_WEIGHTS_FILE, **files_copied)
+    new = card.with_overrides(query_encoder="lexical", query_weights=QUERY_WEIGHTS_FILE, query_df_curve=df_curve,
+                              **files_copied)
     new = type(card)(**{**new.to_dict(), "name": out.name, "training": stage, "scores": {},
                         "description": f"{card.name}'s passages with an inference-free query side: each query token "
-                                       f"weighted by a per-term table fitted on {len(qids)} training queries "
+                                       f"weighted by a table {FITTED[mode]}, fitted on {len(qids)} training queries "
                                        f"against {len(dids):,} encoded passages (python -m "
-                                       f"csplade_pyserini.fit_query_weights). {card.description}"})
+                                       f"csplade_pyserini.fit_query_weights --mode {mode}). {card.description}"})
     new.save(tmp)
     (tmp / "fit.json").write_text(json.dumps({k: v for k, v in stage.items() if k != "previous"}, indent=1) + "\n")
     out.rmdir()
@@ -258,8 +303,11 @@ def build_parser():
     p.add_argument("--output", required=True, help="directory of the new encoder")
     p.add_argument("--mode", choices=MODES, default="affine",
                    help="affine: a scale and an offset of the whole table (2 numbers); per-term: one offset per token "
-                        "of the training queries (overfits a few hundred queries: see eval/training/README.md) "
-                        "(default: affine)")
+                        "of the training queries (overfits a few hundred queries: see eval/training/README.md); df: "
+                        "an offset that is a curve over the token's document frequency in --vectors (--knots "
+                        "numbers, every token moves) (default: affine)")
+    p.add_argument("--knots", type=int, default=8,
+                   help="--mode df: points of the curve over log document frequency (default: 8)")
     p.add_argument("--steps", type=int, default=200, help="full-batch Adam steps (default: 200)")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default: 0.05)")
     p.add_argument("--l2", type=float, default=1e-3, help="L2 pull towards the starting table (default: 1e-3)")
@@ -273,12 +321,13 @@ def build_parser():
 
 def _main(argv=None):
     a = build_parser().parse_args(argv)
-    if a.steps < 0 or a.eval_every < 1 or not 0 < a.holdout < 1 or a.lr <= 0 or a.l2 < 0:
-        raise UsageError("--steps >= 0, --eval-every >= 1, 0 < --holdout < 1, --lr > 0 and --l2 >= 0 are required")
+    if a.steps < 0 or a.eval_every < 1 or not 0 < a.holdout < 1 or a.lr <= 0 or a.l2 < 0 or a.knots < 2:
+        raise UsageError("--steps >= 0, --eval-every >= 1, 0 < --holdout < 1, --lr > 0, --l2 >= 0 and --knots >= 2 "
+                         "are required")
     argv = sys.argv[1:] if argv is None else argv
     command = "python -m csplade_pyserini.fit_query_weights " + " ".join(shlex.quote(x) for x in argv)
     fit_query_weights(a.encoder, a.vectors, a.topics, a.qrels, a.output, a.steps, a.lr, a.l2, a.holdout, a.seed,
-                      a.eval_every, a.overwrite, command, mode=a.mode)
+                      a.eval_every, a.overwrite, command, mode=a.mode, knots=a.knots)
 
 
 def main(argv=None):

@@ -37,6 +37,8 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     card_overrides = dict(card_overrides or {}, query_max_length=max_length)
     qenc = query_encoder or CspladeQueryEncoder(encoder, device=device, batch_size=batch_size, compile=compile,
                                                  **card_overrides)
+    if hasattr(qenc, "use_index"):
+        qenc.use_index(index)  # a lexical query side with a df curve weighs tokens by this index's frequencies
     n_cached = qenc.load_cache(cache) if cache is not None and cache.exists() else 0
     texts = list(topics.values())
     t0 = time.time()

@@ -193,10 +193,16 @@ def ship(source: str, name: str, description: str | None = None, keep_dtype: boo
         tmp.mkdir(parents=True, exist_ok=True)
         shutil.copy2(card.query_weights_path(), tmp / "query_weights.safetensors")
         query_weights = "query_weights.safetensors"
+    df_curve = card.query_df_curve
+    if df_curve and df_curve.get("reference_df"):  # the df of the corpus a df curve was fitted on
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(card.query_df_path(), tmp / "query_df.safetensors")
+        df_curve = {**df_curve, "reference_df": "query_df.safetensors"}
     training = {"stages": training_stages(card)}
     adapter = (chain if len(chain) > 1 else chain[0]) if chain else None
     shipped = EncoderCard(**{**card.to_dict(), "name": name, "adapter": adapter, "term_bias": bias,
-                             "query_weights": query_weights, "description": description or card.description, "training": training, "scores": {},
+                             "query_weights": query_weights, "query_df_curve": df_curve,
+                             "description": description or card.description, "training": training, "scores": {},
                              **(card_overrides or {})})
     shipped.save(tmp)
     size = dir_mb(tmp)

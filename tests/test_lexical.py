@@ -1,5 +1,6 @@
 """Inference-free (lexical) queries: the head's own-token weights without a forward pass, card checks, the fit."""
 import json
+import math
 
 import pytest
 import torch
@@ -194,6 +195,118 @@ def test_fit_query_weights_writes_a_complete_lexical_encoder(tmp_path, lm, token
         main(argv[:-4] + ["--output", str(tmp_path / "other")])
     err = capsys.readouterr().err
     assert "part1.jsonl:1: not a JsonVectorCollection document" in err and "Traceback" not in err
+
+
+def test_df_curve_is_one_function_and_the_card_checks_it(tmp_path, lm, tokenizer):
+    """df_offset (per token, at query time) and df_basis @ values (all tokens, in the fit) are the same curve; the
+    card rejects malformed curves; a lexical card with a curve weighs a token by table + curve(df)."""
+    from csplade_pyserini.encoder import load_query_encoder
+    from csplade_pyserini.modeling.lexical import TableDocFreq, df_basis, df_offset
+
+    values = [0.5, 3.0, -1.0, -2.5]
+    dfs = [0, 1, 3, 40, 999, 1000, 5000]
+    got = df_basis(torch.tensor(dfs), 1000, 4) @ torch.tensor(values)
+    want = [df_offset(values, d, 1000) for d in dfs]
+    assert got.tolist() == pytest.approx(want, abs=1e-5)
+    assert want[0] == 0.5 and want[5] == pytest.approx(-2.5) and want[6] == pytest.approx(-2.5)  # clamped at N
+    for bad in ({"values": [1.0]}, {"values": [1.0, float("nan")]}, {"vals": [1.0, 2.0]},
+                {"values": [1.0, 2.0], "reference_df": "x.safetensors"},
+                {"values": [1.0, 2.0], "reference_df": "x", "reference_documents": 0}):
+        with pytest.raises(CardError, match="query_df_curve"):
+            EncoderCard(name="x", query_df_curve=bad)
+    table = torch.zeros(lm.config.vocab_size)
+    brain, cancer = tokenizer.convert_tokens_to_ids("brain"), tokenizer.convert_tokens_to_ids("cancer")
+    table[[brain, cancer]] = 2.0
+    df = torch.zeros(lm.config.vocab_size)
+    df[brain], df[cancer] = 99.0, 1.0  # "brain" is common in the reference corpus (100 docs), "cancer" rare
+    d = _lexical_card(tmp_path, lm, tokenizer, dirname="curved", query_weights="qw.safetensors",
+                      query_df_curve={"values": [1.0, -1.5], "reference_df": "df.safetensors",
+                                      "reference_documents": 100}, tf_bonus=0.0)
+    save_file({"query_weights": table}, str(d / "qw.safetensors"))
+    save_file({"query_df": df}, str(d / "df.safetensors"))
+    enc = load_query_encoder(str(d))
+
+    def want_ints(dfb, dfc, n):
+        w = {"brain": 2.0 + df_offset([1.0, -1.5], dfb, n), "cancer": 2.0 + df_offset([1.0, -1.5], dfc, n)}
+        return {t: round(100 * float(torch.log1p(torch.tensor(a)))) for t, a in w.items() if a > 0}
+
+    assert enc.encode(["brain cancer"])[0] == want_ints(99, 1, 100)
+    assert enc.encode(["brain cancer"])[0]["cancer"] > enc.encode(["brain cancer"])[0]["brain"]
+    # another corpus: "brain" rare there, "cancer" in every document -> the order turns around
+    enc.queries.use_doc_freq(TableDocFreq(torch.where(df > 50, 1.0, 0.0) + (df == 1.0) * 10, 10, "test"))
+    assert enc.encode(["brain cancer"])[0] == want_ints(1, 10, 10)
+    assert enc.encode(["brain cancer"])[0]["brain"] > enc.encode(["brain cancer"])[0].get("cancer", 0)
+    e = EncoderCard.load(d)
+    e.query_df_curve = {"values": [1.0, -1.5]}  # a curve without a reference corpus needs an index
+    e.save(d)
+    with pytest.raises(CardError, match="needs the document frequencies"):
+        load_query_encoder(str(d)).encode(["brain"])
+
+
+def test_fit_query_weights_df_mode_reads_the_index_searched(tmp_path, lm, tokenizer):
+    """--mode df fits a curve and keeps it apart from the table (with the fitting corpus's df as reference); a
+    per-term fit on top stores only its own offsets (its start is exactly the df fit's best); search reads df from
+    the Lucene index it searches, so on the fitting corpus's own index it reproduces the reference weights."""
+    from csplade_pyserini.encode import encode_corpus
+    from csplade_pyserini.fit_query_weights import main
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.encoders import CspladeQueryEncoder
+    from csplade_pyserini.modeling.lexical import LexicalQueryEncoder, df_offset, query_table
+    from csplade_pyserini.search import search_topics
+
+    src = _lexical_card(tmp_path, lm, tokenizer, dirname="src", query_encoder="model")
+    docs = [{"id": f"d{i}", "title": "", "text": t} for i, t in enumerate([
+        "microwave radiation causes brain cancer", "cells and mice", "protein gene genes", "phone phones radiation",
+        "human study results", "brain cells of mice", "cancer study in human cells", "radiation study"])]
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    encode_corpus(tmp_path / "corpus.jsonl", tmp_path / "vec", str(src), device="cpu", quiet=True)
+    build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+    queries = {"1": "brain cancer", "2": "mice cells", "3": "genes", "4": "phone radiation", "5": "human study",
+               "6": "cancer radiation", "7": "brain cells", "8": "radiation study"}
+    (tmp_path / "q.tsv").write_text("".join(f"{q}\t{t}\n" for q, t in queries.items()))
+    rel = {"1": "d0", "2": "d1", "3": "d2", "4": "d3", "5": "d4", "6": "d0", "7": "d5", "8": "d7"}
+    (tmp_path / "q.qrels").write_text("".join(f"{q} 0 {d} 1\n" for q, d in rel.items()))
+    common = ["--vectors", str(tmp_path / "vec"), "--topics", str(tmp_path / "q.tsv"), "--qrels",
+              str(tmp_path / "q.qrels"), "--steps", "10", "--eval-every", "5", "--lr", "0.5"]
+    main(["--encoder", str(src), "--output", str(tmp_path / "df"), "--mode", "df", "--knots", "3", *common])
+    card = EncoderCard.load(tmp_path / "df")
+    curve = card.query_df_curve
+    assert len(curve["values"]) == 3 and curve["reference_documents"] == 8
+    # the table is the source's: the curve stays apart, added per corpus at query time
+    assert torch.equal(card.load_query_weights(), query_table(EncoderCard.load(src).with_overrides(
+        query_encoder="lexical")))
+    rad = tokenizer.convert_tokens_to_ids("radiation")
+    lines = open(tmp_path / "vec" / "embeddings.jsonl").readlines()
+    has_rad = [int("radiation" in json.loads(line)["vector"]) for line in lines]
+    assert card.load_query_df()[rad] == sum(has_rad) >= 3  # its passages (the random head may add a few more)
+    main(["--encoder", str(tmp_path / "df"), "--output", str(tmp_path / "df-pt"), "--mode", "per-term", *common])
+    fit_df = json.loads((tmp_path / "df" / "fit.json").read_text())
+    fit_pt = json.loads((tmp_path / "df-pt" / "fit.json").read_text())
+    assert fit_pt["start_held_out_ndcg@10"] == fit_df["held_out_ndcg@10"]
+    assert EncoderCard.load(tmp_path / "df-pt").query_df_curve["values"] == curve["values"]
+    with pytest.raises(SystemExit):  # one curve per card
+        main(["--encoder", str(tmp_path / "df"), "--output", str(tmp_path / "df2"), "--mode", "df", *common])
+    curve["values"] = [1.0, 0.0, -2.0]  # a tiny fit barely moves the curve: give it one that bends
+    card.query_df_curve = curve
+    card.save(tmp_path / "df")
+    enc = LexicalQueryEncoder.load(EncoderCard.load(tmp_path / "df"))
+    texts = list(queries.values())
+    reference = enc.encode(texts)
+    assert enc.use_index(tmp_path / "idx") and enc.queries.doc_freq.n_docs == 8
+    assert enc.queries.doc_freq(rad) == sum(has_rad) and enc.encode(texts) == reference  # same corpus, same weights
+    # a smaller index of some of the same passages: another df and size, so the weight moves
+    small = tmp_path / "vec-small"
+    small.mkdir()
+    (small / "embeddings.jsonl").write_text(lines[0] + lines[1])
+    build_impact_index(small, tmp_path / "idx-small", threads=1, quiet=True)
+    qenc = CspladeQueryEncoder(str(tmp_path / "df"))  # search hands it the index it searches
+    run = search_topics(tmp_path / "idx-small", {"q": "radiation"}, hits=3, threads=1, quiet=True, query_encoder=qenc)
+    assert set(run) == {"q"}
+    small_df = qenc.encoder.queries.doc_freq
+    assert small_df.source.startswith("index ") and small_df(rad) == sum(has_rad[:2]) and small_df.n_docs == 2
+    a = enc.queries.table[rad] + df_offset(curve["values"], sum(has_rad[:2]), 2)
+    assert qenc.encoder.queries.weights({rad: 1}) == pytest.approx([(rad, math.log1p(a))] if a > 0 else [])
+    assert a != enc.queries.table[rad] + df_offset(curve["values"], sum(has_rad), 8)
 
 
 def test_demo_searches_the_other_query_side(tmp_path, lm, tokenizer):

@@ -17,6 +17,7 @@ LOGIT_NORMS = ("none", "log_softmax")
 TERM_BIAS_KEY = "term_bias"
 QUERY_ENCODERS = ("model", "lexical")
 QUERY_WEIGHTS_KEY = "query_weights"
+QUERY_DF_KEY = "query_df"
 CARD_FILE = "card.json"
 
 
@@ -55,6 +56,11 @@ class EncoderCard:
     # lexical queries' per-term table: safetensors file (key "query_weights", [vocab]) relative to the card's dir;
     # None = derived from the head (term_bias + input_bonus - logit_shift: a token the model is sure of)
     query_weights: str | None = None
+    # lexical queries: + an offset by the token's document frequency in the index searched, an IDF-like curve
+    # fitted by ``fit_query_weights --mode df`` (modeling/lexical.df_offset): {"values": K numbers at evenly spaced
+    # x = log(1 + df) / log(1 + documents) from 0 to 1, "reference_df": safetensors file (key "query_df", [vocab])
+    # of the corpus it was fitted on, used where no index is given, "reference_documents": that corpus's size}
+    query_df_curve: dict | None = None
     adapter: str | list | None = None  # peft adapter dir(s), relative to the card's dir, merged in order
     base_sha256: str | None = None  # checksum of the base weights the adapter was trained on
     dtype: str = "bfloat16"
@@ -90,6 +96,24 @@ class EncoderCard:
         for key in ("logit_shift", "input_bonus", "tf_bonus"):
             if not math.isfinite(getattr(self, key)):
                 raise CardError(f"{where}: {key} must be a finite number, got {getattr(self, key)!r}")
+        if self.query_df_curve is not None:
+            self._validate_df_curve(where)
+
+    def _validate_df_curve(self, where: str):
+        c = self.query_df_curve
+        allowed = {"values", "reference_df", "reference_documents"}
+        if not isinstance(c, dict) or set(c) - allowed or "values" not in c:
+            raise CardError(f"{where}: query_df_curve must be a mapping with 'values' (and optionally "
+                            f"'reference_df', 'reference_documents'), got {c!r}")
+        v = c["values"]
+        if (not isinstance(v, list) or len(v) < 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+            raise CardError(f"{where}: query_df_curve values must be a list of at least 2 finite numbers, got {v!r}")
+        if ("reference_df" in c) != ("reference_documents" in c):
+            raise CardError(f"{where}: query_df_curve needs both 'reference_df' and 'reference_documents', or neither")
+        n = c.get("reference_documents")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise CardError(f"{where}: query_df_curve reference_documents must be a positive integer, got {n!r}")
 
     def _coerce_numbers(self, where: str):
         """Integer and float settings as their types: a hand-edited card.json may hold "256" or 256.0, which are
@@ -170,6 +194,13 @@ class EncoderCard:
         """The lexical query side's per-term table as a float32 tensor [vocab], or None (then it is derived from the
         head: modeling/lexical.derived_query_weights); a missing or malformed file is a CardError."""
         return self._load_vector(self.query_weights_path(), QUERY_WEIGHTS_KEY, "query_weights")
+
+    def query_df_path(self) -> Path | None:
+        return self._card_file((self.query_df_curve or {}).get("reference_df"))
+
+    def load_query_df(self):
+        """The reference corpus's document frequency per token [vocab] (float32), or None."""
+        return self._load_vector(self.query_df_path(), QUERY_DF_KEY, "query_df_curve reference_df")
 
     def passage_side(self) -> dict:
         """The settings a passage's vector depends on: two cards with equal passage sides write the same index

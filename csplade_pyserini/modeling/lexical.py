@@ -1,6 +1,6 @@
 """Inference-free queries: a query's vector from its own tokens and a per-term table, with no model call.
 
-    w[v] = log1p(relu(query_weights[v] + tf_bonus * log n))   for each id v the query has n > 0 times
+    w[v] = log1p(relu(query_weights[v] + tf_bonus * log n [+ curve(df[v])]))   for each id v the query has n > 0 times
 
 Passages are still encoded by the model (with its expansions); only the query side changes, so a query costs a
 tokenizer call and a table lookup instead of a forward pass — the latency of a lexical search (BM25) rather than
@@ -14,6 +14,12 @@ copy predicts every word of the text almost surely) that is ``term_bias[v] + inp
 (``derived_query_weights``). A card may instead ship a fitted table (``query_weights``, see
 csplade_pyserini.fit_query_weights). The query's tokens are the ones the model would pool: the same prefix,
 lowercasing, truncation and BOS handling (modeling/model.token_lists).
+
+A card with ``query_df_curve`` also moves each token by its document frequency df[v] in the index searched: a
+curve over x = log(1 + df) / log(1 + documents), linear between evenly spaced points (``df_offset``), fitted once
+(``fit_query_weights --mode df``) and applied to any corpus, as BM25's IDF is. ``search`` reads df from the Lucene
+index (``use_doc_freq(LuceneDocFreq(index))``); without an index the card's reference corpus (the one it was
+fitted on) gives df.
 """
 from __future__ import annotations
 
@@ -23,6 +29,49 @@ import torch
 
 from .card import CardError, EncoderCard
 from .model import bos_token_id, token_lists
+
+
+def df_position(df: float, n_docs: int, knots: int) -> tuple[int, float]:
+    """(lower knot, weight of the upper one) of x = log(1 + df) / log(1 + n_docs), clamped to [0, 1], on ``knots``
+    evenly spaced points."""
+    import math
+
+    x = min(max(math.log1p(df) / math.log1p(max(n_docs, 1)), 0.0), 1.0) * (knots - 1)
+    lo = min(int(x), knots - 2)
+    return lo, x - lo
+
+
+def df_offset(values: list[float], df: float, n_docs: int) -> float:
+    """The curve's offset for a token of document frequency ``df`` in a corpus of ``n_docs`` documents."""
+    lo, frac = df_position(df, n_docs, len(values))
+    return values[lo] * (1.0 - frac) + values[lo + 1] * frac
+
+
+def df_basis(df: torch.Tensor, n_docs: int, knots: int) -> torch.Tensor:
+    """[T, knots] hat-function basis of the same positions: ``df_basis(df, n, K) @ values`` is ``df_offset`` of
+    every token at once (the form fit_query_weights trains)."""
+    if knots < 2:
+        raise ValueError(f"a df curve needs at least 2 knots, got {knots}")
+    x = (torch.log1p(df.double()) / torch.log1p(torch.tensor(float(max(n_docs, 1)), dtype=torch.float64)))
+    pos = x.clamp(0.0, 1.0) * (knots - 1)
+    lo = pos.floor().long().clamp(max=knots - 2)
+    frac = pos - lo
+    basis = torch.zeros(df.shape[0], knots, dtype=torch.float64)
+    basis.scatter_(1, lo[:, None], (1 - frac)[:, None])
+    basis.scatter_add_(1, (lo + 1)[:, None], frac[:, None])
+    return basis.float()
+
+
+class TableDocFreq:
+    """Document frequency per token id from a [vocab] tensor (a card's reference corpus, or counted vectors)."""
+
+    def __init__(self, df: torch.Tensor, n_docs: int, source: str):
+        self.df = df.tolist()
+        self.n_docs = int(n_docs)
+        self.source = source
+
+    def __call__(self, token_id: int) -> int:
+        return int(self.df[token_id]) if 0 <= token_id < len(self.df) else 0
 
 
 def derived_query_weights(card: EncoderCard, term_bias: torch.Tensor | None) -> torch.Tensor:
@@ -58,6 +107,26 @@ class LexicalQueries:
                             f"the model's vocabulary {allowed.shape[0]}")
         self.allowed = allowed.tolist()
         self.n_bos = 1 if bos_token_id(tokenizer) is not None else 0
+        curve = card.query_df_curve
+        self.df_curve = [float(x) for x in curve["values"]] if curve else None
+        self.doc_freq = None  # token id -> df, with .n_docs and .source: use_doc_freq
+        if curve and curve.get("reference_df"):
+            self.doc_freq = TableDocFreq(card.load_query_df(), curve["reference_documents"],
+                                         f"the card's reference corpus ({curve['reference_documents']:,} documents)")
+
+    def use_doc_freq(self, doc_freq) -> None:
+        """Take document frequencies from ``doc_freq`` (token id -> df, with ``n_docs``), e.g. the index searched."""
+        self.doc_freq = doc_freq
+
+    def use_index(self, index) -> bool:
+        """With a df curve: take document frequencies from the Lucene index at ``index`` (the one searched).
+        Returns whether the card has a curve (without one, the index changes nothing and is not opened)."""
+        if self.df_curve is None:
+            return False
+        from ..docfreq import LuceneDocFreq
+
+        self.use_doc_freq(LuceneDocFreq(index, self.terms))
+        return True
 
     def weights(self, counts: Counter) -> list[tuple[int, float]]:
         """(id, float weight) of a query's own pooled tokens with their counts; weights <= 0 dropped."""
@@ -68,6 +137,8 @@ class LexicalQueries:
             if not (0 <= v < len(self.table)) or not self.allowed[v]:
                 continue
             a = self.table[v] + (self.tf_bonus * math.log(n) if n > 1 else 0.0)
+            if self.df_curve is not None:
+                a += df_offset(self.df_curve, self.doc_freq(v), self.doc_freq.n_docs)
             if a > 0:
                 out.append((v, math.log1p(a)))
         return out
@@ -79,6 +150,10 @@ class LexicalQueries:
         if keep < 1:
             raise ValueError(f"max_length {max_length} leaves no room for text")
         top_k = int(c.query_top_k)
+        if self.df_curve is not None and self.doc_freq is None:
+            raise CardError(f"encoder card {c.path or c.name!r}: its query_df_curve needs the document frequencies "
+                            f"of the corpus searched, and the card has no reference_df: give it the index "
+                            f"(search --index does; in Python: encoder.use_index(index_dir))")
         out = []
         for ids, flags in token_lists(self.tokenizer, list(texts), c.query_prefix, c.lowercase, self.special_ids):
             if stats is not None:
@@ -143,6 +218,10 @@ class LexicalQueryEncoder:
     @property
     def terms(self):
         return self.queries.terms
+
+    def use_index(self, index) -> bool:
+        """Query weights from the document frequencies of the index searched (cards with a df curve)."""
+        return self.queries.use_index(index)
 
     def encode_ids(self, texts: list[str], side: str = "query", max_length: int | None = None, progress=None,
                    **_ignored):

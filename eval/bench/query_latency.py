@@ -53,6 +53,7 @@ def main():
         topics = dict(list(topics.items())[: a.max_queries])
     texts = list(topics.values())
     qenc = CspladeQueryEncoder(a.encoder, device="cpu")
+    qenc.use_index(a.index)  # a lexical side with a df curve reads this index's document frequencies
     enc = qenc.encoder
     searcher = LuceneImpactSearcher(a.index, qenc, min_idf=-1)
     bm25 = LuceneSearcher(a.bm25_index)
@@ -74,6 +75,7 @@ def main():
         if resolve_card(a.lexical).passage_side() != resolve_card(a.encoder).passage_side():
             p.error(f"--lexical {a.lexical}: its passage side differs from {a.encoder}'s, so {a.index} is not its index")
         lexical = load_query_encoder(a.lexical)
+        lexical.use_index(a.index)  # a df curve's document frequencies: looked up (and cached) per token
         if lexical.card.query_encoder != "lexical":
             p.error(f"--lexical {a.lexical}: the card's query_encoder is {lexical.card.query_encoder!r}")
         lqenc = CspladeQueryEncoder(encoder=lexical)

@@ -1,0 +1,40 @@
+"""Document frequencies of index terms, read from a Lucene impact index (for a lexical query side with a df curve).
+
+    df = LuceneDocFreq("runs/index", terms)   # terms: the encoder's TermMap (token id <-> index term)
+    df(token_id), df.n_docs
+
+Terms are looked up raw in the index's ``contents`` field (Lucene ``IndexReader.docFreq``, no analyzer: CSPLADE
+terms are token strings such as ``Ġcell``), once per token id, then cached.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+CONTENTS_FIELD = "contents"  # Anserini's field for a JsonVectorCollection's vector
+
+
+class LuceneDocFreq:
+    def __init__(self, index: str | Path, terms):
+        from .jvm import bootstrap
+
+        bootstrap()
+        from jnius import autoclass
+        from pyserini.index.lucene import LuceneIndexReader
+
+        if not Path(index).is_dir():
+            raise FileNotFoundError(f"index not found: {index}")
+        self._term = autoclass("org.apache.lucene.index.Term")
+        self._reader = LuceneIndexReader(str(index)).reader
+        self.n_docs = int(self._reader.numDocs())
+        self.terms = terms
+        self.source = f"index {index} ({self.n_docs:,} documents)"
+        self._cache: dict[int, int] = {}
+
+    def __call__(self, token_id: int) -> int:
+        df = self._cache.get(token_id)
+        if df is None:
+            ids = self.terms.id_to_term
+            term = ids[token_id] if 0 <= token_id < len(ids) else None
+            df = int(self._reader.docFreq(self._term(CONTENTS_FIELD, term))) if term is not None else 0
+            self._cache[token_id] = df
+        return df
