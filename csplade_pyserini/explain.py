@@ -15,6 +15,9 @@ def build_parser():
     p.add_argument("text", nargs="+", help="the text(s) to explain")
     p.add_argument("--side", choices=["query", "passage"], default="query", help="encode as a query or a passage")
     p.add_argument("--top", type=int, default=30, help="terms to print (default: 30)")
+    p.add_argument("--index", default=None,
+                   help="queries of a lexical card with a df curve: weigh tokens by this Lucene index's document "
+                        "frequencies, as search does (default: the card's reference corpus)")
     add_encoder_args(p, "query")
     return p
 
@@ -29,6 +32,14 @@ def _main(argv=None):
         overrides[f"{args.side}_max_length"] = args.max_length
     load = load_query_encoder if args.side == "query" else CspladeEncoder.load  # lexical queries: no model
     enc = load(args.encoder, device=args.device, dtype="float16" if args.fp16 else None, **overrides)
+    if args.index and args.side == "query" and hasattr(enc, "use_index"):
+        from pathlib import Path
+
+        from .cli import UsageError
+
+        if not Path(args.index).is_dir():
+            raise UsageError(f"--index {args.index}: no such index directory")
+        enc.use_index(args.index)
     for text in args.text:
         rows, n = enc.explain(text, args.side, args.top)
         print(f"\n{args.side}: {text!r}  ({n} terms; encoder {enc.card.name}, scale {enc.card.quantization_scale:g})")

@@ -12,7 +12,11 @@ passages are never re-encoded): InfoNCE of each query over every passage of the 
 positive, all others negative, a learned temperature), full batch, Adam, from the starting table (the card's own,
 or the one derived from its head). ``--mode affine`` (the default) learns a scale and an offset of the whole table
 (two numbers, so every token moves, seen in training or not); ``--mode per-term`` learns an offset per token of the
-training queries, with an L2 pull back to the start (``--l2``). A seeded ``--holdout`` share of the queries, and their judged passages, stay out of the
+training queries, with an L2 pull back to the start (``--l2``); ``--mode df`` learns a curve over the token's document
+frequency in the corpus (``--knots`` numbers, an IDF-like correction of every token). The curve is stored apart from
+the table (``query_df_curve``): ``search`` applies it with the document frequencies of the index it searches, so it
+carries to a corpus without training queries; the fitting corpus's frequencies ship as the reference used where no
+index is given. A per-term fit from a card with a curve learns its offsets on top of it (and keeps the curve). A seeded ``--holdout`` share of the queries, and their judged passages, stay out of the
 loss; the table kept is the one of the evaluation step with the best held-out nDCG@10 (step 0, the starting table,
 included), so the fit can only keep or improve what it started from on queries it did not train on. Seconds per
 step on a CPU. The output directory is a complete encoder (the source's card with ``query_encoder: lexical`` and
