@@ -66,7 +66,8 @@ def encoder_identity(encoder, card_overrides=None, max_length=None) -> str:
     card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
     card = card.with_overrides(**(card_overrides or {}))
     d = {k: v for k, v in card.to_dict().items() if k not in ("scores", "description", "dtype", "training", "name")}
-    for key, default in (("passage_windows", 1), ("query_encoder", "model"), ("query_weights", None)):
+    for key, default in (("passage_windows", 1), ("query_encoder", "model"), ("query_weights", None),
+                         ("query_df_curve", None)):
         if key in d and d[key] == default:
             d.pop(key)  # the default: identities written before the setting existed stay valid
     h = hashlib.sha256(json.dumps([d, max_length], sort_keys=True, default=str).encode())

@@ -99,6 +99,16 @@ def test_encoder_identity_keeps_old_identities_and_sees_windows(tiny_checkpoint)
     assert encoder_identity(card) != encoder_identity(card, {"passage_windows": 2})
 
 
+def test_encoder_identity_of_a_shipped_card_is_stable():
+    """Vectors encoded before a card setting existed must stay valid (resume, documents_from): a setting at its
+    default never enters the identity. Pinned to the identity the default encoder's whole-SciFact vectors were
+    written with (session 16); adding a card field without a default entry in encoder_identity breaks this."""
+    from csplade_pyserini.encode import encoder_identity
+
+    assert encoder_identity("smollm2-135m-echo-corpusfit") == (
+        "1e726633a36c0884071c330135a1a62934cbbd975cee4ecc931d21bd711878ad")
+
+
 def test_encode_cli_windows_flag(tmp_path, tiny_checkpoint):
     import json
 
