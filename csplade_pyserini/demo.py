@@ -1,13 +1,14 @@
 """python -m csplade_pyserini.demo: the whole pipeline on shipped data, CSPLADE beside BM25.
 
 encode (CSPLADE) -> Lucene impact index -> search -> trec_eval, and BM25 (Pyserini) on the same documents and
-queries in the same run; prints one table. It also searches the same index with inference-free queries
-(query_encoder lexical: no model call per query) and prints those rows too: with each shipped lexical card that
-encodes passages as this encoder does (for the default: -lexq, the table derived from the head, and -lexqfit, the
-table fitted against the whole SciFact corpus), or else with the card's own other query side (the derived table;
-for a lexical card, the model's queries). The default fits 15 minutes on 2 CPU cores: SciFact test queries over
+queries in the same run; prints one table. It also searches the same index with the other query sides and prints
+those rows too: every other shipped lexical card (query_encoder lexical: no model call per query) that encodes
+passages as this encoder does (for the default, smollm2-135m-echo-corpusfit-lexqdf: -lexq, the table derived from the
+head, and -lexqfit, the table fitted against the whole SciFact corpus); for a lexical card, also the model's own
+queries; for a model card without such cards, the table derived from its head. The default takes about 20 minutes
+on 2 AVX2 CPU cores (nearly all of it encoding passages): SciFact test queries over
 a subset of its corpus (every judged document plus a seeded random sample of the others, --max-docs in all).
---max-docs 0 uses the full corpus (about an hour on 2 AVX2 cores; minutes on a GPU).
+--max-docs 0 uses the full corpus (about 2.5 hours on 2 AVX2 cores in float32; minutes on a GPU).
 """
 from __future__ import annotations
 
@@ -59,14 +60,13 @@ def other_query_side(encoder) -> str | None:
 
 
 def lexical_siblings(encoder) -> list[str]:
-    """Shipped lexical cards (``query_encoder: lexical``) that encode passages exactly as ``encoder`` does
-    (``EncoderCard.passage_side``), so they search its index with their own query tables: e.g. the default's
-    ``-lexq`` (derived table) and ``-lexqfit`` (fitted table). Empty for a lexical card."""
+    """Shipped lexical cards (``query_encoder: lexical``) other than ``encoder`` that encode passages exactly as it
+    does (``EncoderCard.passage_side``), so they search its index with their own query tables: e.g. for
+    ``echo-corpusfit`` (or any of them) its ``-lexq`` (derived table), ``-lexqdf`` (df curve + offsets) and ``-lexqfit``
+    (fitted table)."""
     from .encoder import resolve_card, shipped_cards
 
     card = resolve_card(encoder)
-    if card.query_encoder == "lexical":
-        return []
     mine = card.passage_side()
     return [name for name, other in shipped_cards()
             if name != card.name and other.query_encoder == "lexical" and other.passage_side() == mine]
@@ -123,8 +123,8 @@ def _main(argv=None):
     # this encoder's passages, each with its own query table; else the card's own other side (derived table / model).
     sides = [(f"CSPLADE {sib}, lexical queries", sib, {}, sib) for sib in lexical_siblings(args.encoder)]
     other = other_query_side(args.encoder)
-    if not sides and other:
-        sides = [(f"{name}, {other} queries", args.encoder, {"query_encoder": other}, other)]
+    if other == "model" or (other and not sides):  # a lexical card's model queries; else a derived table if no card
+        sides.insert(0, (f"{name}, {other} queries", args.encoder, {"query_encoder": other}, other))
     for label, encoder, overrides, tag in sides:
         t = time.time()
         search_topics(work / "index", topics, encoder, work / f"run.csplade-{tag}.txt", args.hits,

@@ -82,8 +82,8 @@ class CspladeQueryEncoder(QueryEncoder):
         """Encode queries for this index: a lexical query side with a df curve (``query_df_curve``) reads document
         frequencies from it; any other encoder ignores it. Applied when the encoder loads (or now, if loaded)."""
         self._index = str(index)
-        if self._encoder is not None:
-            self._encoder.use_index(self._index)
+        if self._encoder is not None and self._encoder.use_index(self._index) and not self.has_encoded_query:
+            self.cache.clear()  # queries encoded so far used other document frequencies
 
     def encode(self, text: str, **kwargs) -> dict[str, int]:
         if text not in self.cache:

@@ -74,26 +74,29 @@ def test_scifact_slice_end_to_end(slice_dir, slice_vectors, tmp_path):
     assert len(run) == N_QUERIES
     scores = evaluate(tmp_path / "run.txt", slice_dir / "qrels.txt")
     assert all(0.0 <= v <= 1.0 for v in scores.values())
-    # impact search returns only documents sharing a term with the query: with the sparse default encoder (~86 terms
-    # per query) a few judged documents are not retrieved at all, but most are, and ranked well above chance
+    # impact search returns only documents sharing a term with the query: with a sparse query side (the default's
+    # ~12-86 terms per query) a few judged documents are not retrieved at all, but most are, and ranked well above chance
     # (8 queries over 25 documents, ~1 judged each: a random order gives nDCG@10 ~0.2)
     assert scores["r@100"] >= 0.75, scores
     assert scores["ndcg@10"] >= 0.5, scores
 
 
 def test_lexical_queries_on_the_model_index(slice_dir, slice_vectors, tmp_path, monkeypatch):
-    """The default encoder's index searched with inference-free queries (no LM loaded for them): the query weights
-    are the model's own-token weights (the echo copy predicts each word almost surely) without the expansions, and
-    the ranking is as good on the slice."""
+    """The default encoder's index (echo-corpusfit's passages) searched with inference-free queries (no LM loaded for
+    them): the derived table gives the model's own-token weights (the echo copy predicts each word almost surely)
+    without the expansions, and the ranking is as good on the slice; so does the default itself when it is a lexical
+    card (its df curve read from the slice's index)."""
     import csplade_pyserini.encoder as encoder_mod
-    from csplade_pyserini.encoder import CspladeEncoder, DEFAULT_ENCODER, load_query_encoder
+    from csplade_pyserini.encoder import CspladeEncoder, DEFAULT_ENCODER, load_query_encoder, resolve_card
     from csplade_pyserini.eval import evaluate
     from csplade_pyserini.index import build_impact_index
     from csplade_pyserini.search import search_topics
 
-    model = CspladeEncoder.load(DEFAULT_ENCODER, device="cpu")
+    passages = "smollm2-135m-echo-corpusfit"  # queries through the model; the default's passages
+    assert resolve_card(passages).passage_side() == resolve_card(DEFAULT_ENCODER).passage_side()
+    model = CspladeEncoder.load(passages, device="cpu")
     texts = [line.split("\t")[1] for line in open(slice_dir / "queries.tsv").read().splitlines()]
-    lexical = load_query_encoder(DEFAULT_ENCODER, query_encoder="lexical")
+    lexical = load_query_encoder(passages, query_encoder="lexical")
     close, total = 0, 0
     for m, lx in zip(model.encode(texts, "query"), lexical.encode(texts, "query")):
         assert len(lx) < len(m)  # no expansions
@@ -102,7 +105,11 @@ def test_lexical_queries_on_the_model_index(slice_dir, slice_vectors, tmp_path, 
     assert close >= 0.8 * total, (close, total)
     build_impact_index(slice_vectors, tmp_path / "idx", threads=2, quiet=True)
     monkeypatch.setattr(encoder_mod, "load_causal_lm", lambda *a, **k: pytest.fail("lexical queries loaded the LM"))
-    search_topics(tmp_path / "idx", str(slice_dir / "queries.tsv"), DEFAULT_ENCODER, tmp_path / "run.txt", hits=100,
-                  threads=2, quiet=True, card_overrides={"query_encoder": "lexical"})
-    scores = evaluate(tmp_path / "run.txt", slice_dir / "qrels.txt")
-    assert scores["r@100"] >= 0.75 and scores["ndcg@10"] >= 0.5, scores
+    runs = [(passages, {"query_encoder": "lexical"})]
+    if resolve_card(DEFAULT_ENCODER).query_encoder == "lexical":
+        runs.append((DEFAULT_ENCODER, {}))
+    for i, (name, overrides) in enumerate(runs):
+        search_topics(tmp_path / "idx", str(slice_dir / "queries.tsv"), name, tmp_path / f"run{i}.txt", hits=100,
+                      threads=2, quiet=True, card_overrides=overrides)
+        scores = evaluate(tmp_path / f"run{i}.txt", slice_dir / "qrels.txt")
+        assert scores["r@100"] >= 0.75 and scores["ndcg@10"] >= 0.5, (name, scores)

@@ -324,8 +324,8 @@ def test_demo_finds_the_shipped_lexical_cards_of_the_same_passages():
     from csplade_pyserini.demo import lexical_siblings
 
     # the default's passages: both lexical cards built on it search its index with their own tables
-    assert lexical_siblings("smollm2-135m-echo-corpusfit") == ["smollm2-135m-echo-corpusfit-lexq",
-                                                               "smollm2-135m-echo-corpusfit-lexqfit"]
+    lex = ["smollm2-135m-echo-corpusfit-lexq", "smollm2-135m-echo-corpusfit-lexqdf", "smollm2-135m-echo-corpusfit-lexqfit"]
+    assert lexical_siblings("smollm2-135m-echo-corpusfit") == lex
     # same recipe, another term bias: another index, so no lexical card of corpusfit's belongs on it
     assert lexical_siblings("smollm2-135m-echo-fitted") == []
-    assert lexical_siblings("smollm2-135m-echo-corpusfit-lexqfit") == []  # a lexical card: its other side is the model
+    assert lexical_siblings("smollm2-135m-echo-corpusfit-lexqdf") == [lex[0], lex[2]]  # the others, not itself
