@@ -243,7 +243,7 @@ def test_df_curve_is_one_function_and_the_card_checks_it(tmp_path, lm, tokenizer
         load_query_encoder(str(d)).encode(["brain"])
 
 
-def test_fit_query_weights_df_mode_reads_the_index_searched(tmp_path, lm, tokenizer):
+def test_fit_query_weights_df_mode_reads_the_index_searched(tmp_path, lm, tokenizer, capsys):
     """--mode df fits a curve and keeps it apart from the table (with the fitting corpus's df as reference); a
     per-term fit on top stores only its own offsets (its start is exactly the df fit's best); search reads df from
     the Lucene index it searches, so on the fitting corpus's own index it reproduces the reference weights."""
@@ -307,6 +307,16 @@ def test_fit_query_weights_df_mode_reads_the_index_searched(tmp_path, lm, tokeni
     a = enc.queries.table[rad] + df_offset(curve["values"], sum(has_rad[:2]), 2)
     assert qenc.encoder.queries.weights({rad: 1}) == pytest.approx([(rad, math.log1p(a))] if a > 0 else [])
     assert a != enc.queries.table[rad] + df_offset(curve["values"], sum(has_rad), 8)
+    # explain --index shows the weights search would use on that index; a missing index is a usage error
+    from csplade_pyserini.explain import main as explain_main
+
+    explain_main(["--encoder", str(tmp_path / "df"), "--index", str(tmp_path / "idx-small"), "radiation"])
+    want = round(100 * math.log1p(a)) if a > 0 else None
+    out = capsys.readouterr().out
+    assert (f" {want} " in out) if want else "(0 terms" in out, out
+    with pytest.raises(SystemExit) as e:
+        explain_main(["--encoder", str(tmp_path / "df"), "--index", str(tmp_path / "nope"), "radiation"])
+    assert e.value.code == 2 and "no such index directory" in capsys.readouterr().err
 
 
 def test_demo_searches_the_other_query_side(tmp_path, lm, tokenizer):
