@@ -59,31 +59,67 @@ def _checked(run_file, qrels, metrics) -> tuple[Path, Path]:
     return qrels_file, run_file
 
 
-def _trec_eval(run_file: Path, qrels_file: Path, metric: str, per_query: bool = False) -> dict[str, float]:
-    """{qid: value} of one metric from one trec_eval -c call, "all" for the mean (per-query rows with -q)."""
+def metric_groups(metrics) -> list[list[str]]:
+    """The metrics in as few trec_eval calls as give the same numbers: every metric without a ``-M`` cut in one call,
+    each ``-M`` metric (MRR@10) in its own (``-M`` cuts every measure of its call). Each call re-reads the run, so a
+    709-query run costs ~6 s a call here."""
+    plain = [m for m in metrics if "-M" not in METRICS[m][0]]
+    return ([plain] if plain else []) + [[m] for m in metrics if "-M" in METRICS[m][0]]
+
+
+def _merged_flags(flags: list[str]) -> list[str]:
+    """trec_eval keeps only the last ``-m`` of a measure: ``-m recall.100 -m recall.1000`` prints recall_1000 alone.
+    Merge the cutoffs of one measure into one ``-m`` (``recall.100,1000``), in order of first appearance."""
+    out, measures = [], {}
+    it = iter(flags)
+    for f in it:
+        if f != "-m":
+            out.append(f)
+            continue
+        name, _, params = next(it).partition(".")
+        if name in measures:
+            measures[name] += [params] if params else []
+        else:
+            measures[name] = [params] if params else []
+            out += ["-m", name]  # completed below, once every cutoff is known
+    return [f"{f}.{','.join(measures[f])}" if prev == "-m" and measures.get(f) else f
+            for prev, f in zip([None, *out], out)]
+
+
+def _trec_eval(run_file: Path, qrels_file: Path, metrics, per_query: bool = False) -> dict[str, dict[str, float]]:
+    """{metric: {qid: value}} from one trec_eval -c call over ``metrics`` (a str: one metric), "all" for the mean
+    (per-query rows with -q)."""
     from pyserini.eval.trec_eval import trec_eval
 
-    flags, name = METRICS[metric]
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    flags = _merged_flags([f for m in metrics for f in METRICS[m][0]])
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         trec_eval(["trec_eval", "-c", *(["-q"] if per_query else []), *flags, str(qrels_file), str(run_file)])
-    values = {line.split()[1]: float(line.split()[2]) for line in buf.getvalue().splitlines()
-              if len(line.split()) == 3 and line.split()[0] == name}
-    if "all" not in values:
-        raise RuntimeError(f"trec_eval printed no {name} for {run_file}: {buf.getvalue()[-300:]!r}")
-    return values
+    out = {}
+    for m in metrics:
+        name = METRICS[m][1]
+        values = {line.split()[1]: float(line.split()[2]) for line in buf.getvalue().splitlines()
+                  if len(line.split()) == 3 and line.split()[0] == name}
+        if "all" not in values:
+            raise RuntimeError(f"trec_eval printed no {name} for {run_file}: {buf.getvalue()[-300:]!r}")
+        out[m] = values
+    return out
 
 
 def evaluate(run_file, qrels, metrics=DEFAULT_METRICS) -> dict[str, float]:
     qrels_file, run_file = _checked(run_file, qrels, metrics)
-    return {m: _trec_eval(run_file, qrels_file, m)["all"] for m in metrics}
+    got = {}
+    for group in metric_groups(metrics):
+        got.update({m: v["all"] for m, v in _trec_eval(run_file, qrels_file, group).items()})
+    return {m: got[m] for m in metrics}
 
 
 def per_query_and_mean(run_file, qrels, metric: str) -> tuple[dict[str, float], float]:
     """({qid: value} of one metric for every query the qrels judge, trec_eval's mean): trec_eval -q, a query the
     run lacks is 0, as -c counts it, so the values average to the mean (to trec_eval's 4 printed decimals)."""
     qrels_file, run_file = _checked(run_file, qrels, [metric])
-    got = _trec_eval(run_file, qrels_file, metric, per_query=True)
+    got = _trec_eval(run_file, qrels_file, metric, per_query=True)[metric]
     with open(qrels_file, encoding="utf-8") as fh:
         judged = dict.fromkeys(line.split()[0] for line in fh if len(line.split()) >= 4)
     return {q: got.get(q, 0.0) for q in judged}, got["all"]

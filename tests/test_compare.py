@@ -25,6 +25,28 @@ def test_per_query_mean_equals_trec_eval_all(tmp_path):
     assert per_query(a, qrels, "mrr@10") == pytest.approx({"q1": 1.0, "q2": 1 / 3, "q3": 1.0, "q4": 0.0}, abs=1e-4)  # trec_eval prints 4 decimals
 
 
+def test_grouped_trec_eval_calls_give_each_metrics_own_value(tmp_path):
+    """evaluate puts every metric without -M in one trec_eval call and MRR@10 in its own: the values equal one call
+    per metric (where -M 10 would have cut R@100 and MAP too)."""
+    from csplade_pyserini.eval import DEFAULT_METRICS, _checked, _trec_eval, metric_groups
+
+    assert metric_groups(DEFAULT_METRICS) == [["ndcg@10", "r@100", "r@1000", "map"], ["mrr@10"]]
+    assert metric_groups(["mrr@10"]) == [["mrr@10"]] and metric_groups(["map"]) == [["map"]]
+    # trec_eval keeps only the last -m of a measure: recall cutoffs go into one -m
+    from csplade_pyserini.eval import _merged_flags
+
+    assert _merged_flags(["-m", "ndcg_cut.10", "-m", "recall.100", "-m", "recall.1000", "-m", "map"]) == [
+        "-m", "ndcg_cut.10", "-m", "recall.100,1000", "-m", "map"]
+    qrels, a, b = _write(tmp_path)
+    for run in (a, b):
+        q, r = _checked(run, qrels, DEFAULT_METRICS)
+        one_by_one = {m: _trec_eval(r, q, m)[m]["all"] for m in DEFAULT_METRICS}
+        assert evaluate(run, qrels) == one_by_one
+        assert list(evaluate(run, qrels, ["map", "mrr@10", "ndcg@10"])) == ["map", "mrr@10", "ndcg@10"]
+    # A's q2 document is at rank 3: MRR@10 1/3 there, while -M 10 does not matter for these short runs
+    assert evaluate(a, qrels)["mrr@10"] == pytest.approx((1 + 1 / 3 + 1) / 4, abs=1e-4)
+
+
 def test_compare_counts_wins_ties_losses(tmp_path):
     qrels, a, b = _write(tmp_path)
     c = compare_runs(a, b, qrels, ["mrr@10"], samples=2000)["mrr@10"]
