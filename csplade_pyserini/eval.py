@@ -115,14 +115,23 @@ def evaluate(run_file, qrels, metrics=DEFAULT_METRICS) -> dict[str, float]:
     return {m: got[m] for m in metrics}
 
 
-def per_query_and_mean(run_file, qrels, metric: str) -> tuple[dict[str, float], float]:
-    """({qid: value} of one metric for every query the qrels judge, trec_eval's mean): trec_eval -q, a query the
-    run lacks is 0, as -c counts it, so the values average to the mean (to trec_eval's 4 printed decimals)."""
-    qrels_file, run_file = _checked(run_file, qrels, [metric])
-    got = _trec_eval(run_file, qrels_file, metric, per_query=True)[metric]
+def per_query_and_means(run_file, qrels, metrics) -> dict[str, tuple[dict[str, float], float]]:
+    """{metric: ({qid: value} for every query the qrels judge, trec_eval's mean)}: trec_eval -q, grouped as
+    :func:`evaluate` groups its calls; a query the run lacks is 0, as -c counts it, so the values average to the mean
+    (to trec_eval's 4 printed decimals)."""
+    qrels_file, run_file = _checked(run_file, qrels, metrics)
     with open(qrels_file, encoding="utf-8") as fh:
         judged = dict.fromkeys(line.split()[0] for line in fh if len(line.split()) >= 4)
-    return {q: got.get(q, 0.0) for q in judged}, got["all"]
+    out = {}
+    for group in metric_groups(metrics):
+        for m, got in _trec_eval(run_file, qrels_file, group, per_query=True).items():
+            out[m] = ({q: got.get(q, 0.0) for q in judged}, got["all"])
+    return {m: out[m] for m in metrics}
+
+
+def per_query_and_mean(run_file, qrels, metric: str) -> tuple[dict[str, float], float]:
+    """({qid: value} of one metric for every query the qrels judge, trec_eval's mean): see per_query_and_means."""
+    return per_query_and_means(run_file, qrels, [metric])[metric]
 
 
 def per_query(run_file, qrels, metric: str) -> dict[str, float]:
@@ -159,8 +168,9 @@ def compare_runs(run_a, run_b, qrels, metrics=DEFAULT_METRICS, samples: int = 10
     """{metric: paired_comparison(A, B)}; ``means``, if given, receives {run: {metric: trec_eval's mean}} from the
     same trec_eval calls (what :func:`evaluate` would return), so a caller need not run trec_eval again."""
     out = {}
+    got_a, got_b = per_query_and_means(run_a, qrels, metrics), per_query_and_means(run_b, qrels, metrics)
     for m in metrics:
-        (qa, ma), (qb, mb) = per_query_and_mean(run_a, qrels, m), per_query_and_mean(run_b, qrels, m)
+        (qa, ma), (qb, mb) = got_a[m], got_b[m]
         if means is not None:
             means.setdefault(run_a, {})[m], means.setdefault(run_b, {})[m] = ma, mb
         out[m] = paired_comparison(qa, qb, samples, seed)

@@ -43,6 +43,14 @@ def test_grouped_trec_eval_calls_give_each_metrics_own_value(tmp_path):
         one_by_one = {m: _trec_eval(r, q, m)[m]["all"] for m in DEFAULT_METRICS}
         assert evaluate(run, qrels) == one_by_one
         assert list(evaluate(run, qrels, ["map", "mrr@10", "ndcg@10"])) == ["map", "mrr@10", "ndcg@10"]
+    # per-query values too: grouped calls give each metric's own (-q), as one call per metric would
+    from csplade_pyserini.eval import per_query_and_means
+
+    grouped = per_query_and_means(a, qrels, DEFAULT_METRICS)
+    for m in DEFAULT_METRICS:
+        q, r = _checked(a, qrels, [m])
+        alone = _trec_eval(r, q, m, per_query=True)[m]
+        assert grouped[m][1] == alone["all"] and all(grouped[m][0][k] == alone.get(k, 0.0) for k in grouped[m][0])
     # A's q2 document is at rank 3: MRR@10 1/3 there, while -M 10 does not matter for these short runs
     assert evaluate(a, qrels)["mrr@10"] == pytest.approx((1 + 1 / 3 + 1) / 4, abs=1e-4)
 
