@@ -36,6 +36,9 @@ def training_summary(card: dict | None) -> str:
             return f"calibrate ({s.get('passages')} passages{margin}{bonus})"
         if s.get("stage") == "mine":  # negatives mined for the next stage: no steps of its own
             return "mined negatives"
+        if s.get("stage") == "fit_query_weights" and s.get("mode"):  # the lexical query table (or its df curve)
+            kept = f", step {s['best_step']}" if s.get("best_step") is not None else ""
+            return f"fit_query_weights {s['mode']} ({s.get('steps')} steps{kept})"
         return f"{s.get('stage')} {s.get('steps')}"
 
     return " + ".join(one(s) for s in stages) or "none"

@@ -156,3 +156,17 @@ def test_results_page_tables_plot_and_json(tmp_path):
     assert "python -m csplade_pyserini.train --stage contrastive" in page
     assert (tmp_path / "results_ndcg_vs_index.png").stat().st_size > 1000
     assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 3
+
+
+def test_training_summary_names_each_query_fit_stage():
+    """The results tables show how a lexical card's query side was fitted: mode, steps, the step kept."""
+    from csplade_pyserini.encoder import resolve_card
+    from csplade_pyserini.results import training_summary
+
+    stages = [{"stage": "fit_query_weights", "mode": "df", "steps": 300, "best_step": 130},
+              {"stage": "fit_query_weights", "mode": "per-term", "steps": 500, "best_step": 400}]
+    assert training_summary({"training": {"stages": stages}}) == (
+        "fit_query_weights df (300 steps, step 130) + fit_query_weights per-term (500 steps, step 400)")
+    shipped = resolve_card("smollm2-135m-echo-corpusfit-lexqdf").to_dict()
+    assert training_summary(shipped).endswith(
+        "fit_query_weights df (300 steps, step 130) + fit_query_weights per-term (500 steps, step 400)")
