@@ -33,8 +33,7 @@ class LuceneDocFreq:
     def __call__(self, token_id: int) -> int:
         df = self._cache.get(token_id)
         if df is None:
-            ids = self.terms.id_to_term
-            term = ids[token_id] if 0 <= token_id < len(ids) else None
+            term = self.terms.get(token_id)
             df = int(self._reader.docFreq(self._term(CONTENTS_FIELD, term))) if term is not None else 0
             self._cache[token_id] = df
         return df

@@ -32,7 +32,7 @@ def _main(argv=None):
         overrides[f"{args.side}_max_length"] = args.max_length
     load = load_query_encoder if args.side == "query" else CspladeEncoder.load  # lexical queries: no model
     enc = load(args.encoder, device=args.device, dtype="float16" if args.fp16 else None, **overrides)
-    if args.index and args.side == "query" and hasattr(enc, "use_index"):
+    if args.index and args.side == "query":  # both query encoders take an index (a no-op without a df curve)
         from pathlib import Path
 
         from .cli import UsageError

@@ -138,7 +138,7 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
     tf = torch.where(own, tf_bonus * torch.log(counts.clamp(min=1.0)), torch.zeros(()))
     if mode == "df" and basis.shape[1] < 2:
         raise UsageError(f"--knots must be at least 2, got {basis.shape[1]}")
-    shape = {"per-term": init.shape, "affine": (2,), "df": (0 if basis is None else basis.shape[1],)}[mode]
+    shape = init.shape if mode == "per-term" else (2,) if mode == "affine" else (basis.shape[1],)
     delta = torch.zeros(shape, requires_grad=True)
     log_temp = torch.zeros((), requires_grad=True)
     opt = torch.optim.Adam([delta, log_temp], lr=lr)
@@ -154,7 +154,7 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
         o, t = (own, tf) if rows is None else (own[rows], tf[rows])
         return torch.log1p(torch.relu(table + t)) * o
 
-    curve, best = [], (None, None, init.clone(), delta.detach().clone())
+    curve, best = [], (None, None, delta.detach().clone())  # (held-out score, step, the parameters then)
     t0 = time.time()
     for step in range(steps + 1):
         if step % eval_every == 0 or step == steps:
@@ -165,7 +165,7 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
             log(f"[fit_query_weights] step {step}: nDCG@10 {held_score:.4f} held out ({len(held)} queries), "
                 f"{fit_score:.4f} fit ({len(fit)}); {time.time() - t0:.0f} s")
             if best[0] is None or held_score > best[0] + 1e-12:
-                best = (held_score, step, table_of(delta).detach().clone(), delta.detach().clone())
+                best = (held_score, step, delta.detach().clone())
         if step == steps:
             break
         sc = (vectors(table_of(delta), fit) @ docs.T) * log_temp.exp()
@@ -176,11 +176,12 @@ def fit_table(counts: torch.Tensor, init: torch.Tensor, docs: torch.Tensor, posi
     record = {"mode": mode, "steps": steps, "lr": lr, "l2": l2, "holdout_queries": len(held), "fit_queries": len(fit),
               "fit_passages": int(keep.sum()), "best_step": best[1], "held_out_ndcg@10": round(best[0], 4),
               "start_held_out_ndcg@10": curve[0]["held_out_ndcg@10"], "curve": curve}
+    kept = best[2]
     if mode == "df":
-        record["df_curve"] = [round(float(v), 4) for v in best[3]]
+        record["df_curve"] = [round(float(v), 4) for v in kept]
     elif mode == "affine":
-        record["affine"] = {"scale": round(float(best[3][0].exp()), 4), "offset": round(float(best[3][1]), 4)}
-    return best[2], record
+        record["affine"] = {"scale": round(float(kept[0].exp()), 4), "offset": round(float(kept[1]), 4)}
+    return table_of(kept), record
 
 
 def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str, output: str, steps: int = 200,
@@ -237,9 +238,8 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
 
     # the corpus's document frequency of every vocabulary token: a df curve (the source's, or the one fitted
     # here) moves each token by it, as the index built from these vectors would when searched
-    id_to_term = queries.terms.id_to_term  # None for special ids: never a term, df 0
-    vocab_df = torch.tensor([df.get(id_to_term[v], 0) if v < len(id_to_term) and id_to_term[v] else 0
-                             for v in range(table.shape[0])], dtype=torch.float32)
+    terms = queries.terms  # special and padded ids are never terms: df 0
+    vocab_df = torch.tensor([df.get(terms.get(v), 0) for v in range(table.shape[0])], dtype=torch.float32)
     curve = (card.query_df_curve or {}).get("values")
     if mode == "df" and curve is not None:
         raise UsageError(f"--mode df: {card.name} already has a df curve; fit it from an encoder without one")

@@ -50,6 +50,10 @@ class TermMap:
 
         return torch.tensor([t is not None for t in self.id_to_term], dtype=torch.bool)
 
+    def get(self, idx: int) -> str | None:
+        """The term of ``idx``, or None where it has none (special, or outside the vocabulary)."""
+        return self.id_to_term[idx] if 0 <= idx < len(self.id_to_term) else None
+
     def term(self, idx: int) -> str:
         term = self.id_to_term[idx]
         if term is None:
