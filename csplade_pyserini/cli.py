@@ -105,6 +105,18 @@ def encoder_overrides(args, side: str) -> dict:
     return out
 
 
+def check_index(path: str | Path, what: str = "index") -> Path:
+    """A Lucene index directory (one with a segments_N file), or a UsageError naming the path: a Java stack trace
+    from deep inside Lucene otherwise."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UsageError(f"{what} {path}: no such index directory")
+    if not any(path.glob("segments_*")):
+        raise UsageError(f"{what} {path} is not a Lucene index (no segments_N file in it; build one with "
+                         f"python -m csplade_pyserini.index)")
+    return path
+
+
 def ensure_empty_dir(path: str | Path, what: str, overwrite: bool = False):
     path = Path(path)
     if path.exists() and not path.is_dir():

@@ -15,14 +15,14 @@ CONTENTS_FIELD = "contents"  # Anserini's field for a JsonVectorCollection's vec
 
 class LuceneDocFreq:
     def __init__(self, index: str | Path, terms):
+        from .cli import check_index
         from .jvm import bootstrap
 
         bootstrap()
         from jnius import autoclass
         from pyserini.index.lucene import LuceneIndexReader
 
-        if not Path(index).is_dir():
-            raise FileNotFoundError(f"index not found: {index}")
+        check_index(index)
         self._term = autoclass("org.apache.lucene.index.Term")
         self._reader = LuceneIndexReader(str(index)).reader
         self.n_docs = int(self._reader.numDocs())

@@ -33,13 +33,9 @@ def _main(argv=None):
     load = load_query_encoder if args.side == "query" else CspladeEncoder.load  # lexical queries: no model
     enc = load(args.encoder, device=args.device, dtype="float16" if args.fp16 else None, **overrides)
     if args.index and args.side == "query":  # both query encoders take an index (a no-op without a df curve)
-        from pathlib import Path
+        from .cli import check_index
 
-        from .cli import UsageError
-
-        if not Path(args.index).is_dir():
-            raise UsageError(f"--index {args.index}: no such index directory")
-        enc.use_index(args.index)
+        enc.use_index(check_index(args.index, "--index"))
     for text in args.text:
         rows, n = enc.explain(text, args.side, args.top)
         print(f"\n{args.side}: {text!r}  ({n} terms; encoder {enc.card.name}, scale {enc.card.quantization_scale:g})")

@@ -5,7 +5,8 @@
 
 Queries are encoded in batches, then searched with Pyserini's LuceneImpactSearcher (multi-threaded). With
 --encoded-queries FILE, encoded queries are read from FILE when it exists and written to it otherwise (the JSONL
-layout of Pyserini's CachedDataQueryEncoder), so a run can be repeated without the model.
+layout of Pyserini's CachedDataQueryEncoder), so a run can be repeated without the model. A lexical card with a df
+curve (the default) weighs each query token by its document frequency in the --index searched.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import UsageError, add_encoder_args, encoder_overrides, run
+from .cli import add_encoder_args, check_index, encoder_overrides, run
 
 
 def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None, hits=1000, batch_size=32,
@@ -30,8 +31,7 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     from pyserini.search.lucene import LuceneImpactSearcher
 
     topics = load_topics(topics) if isinstance(topics, str) else dict(topics)
-    if not Path(index).is_dir():
-        raise UsageError(f"index not found: {index}")
+    check_index(index)
     threads = threads or os.cpu_count() or 1
     cache = Path(encoded_queries) if encoded_queries else None
     card_overrides = dict(card_overrides or {}, query_max_length=max_length)

@@ -317,6 +317,15 @@ def test_fit_query_weights_df_mode_reads_the_index_searched(tmp_path, lm, tokeni
     with pytest.raises(SystemExit) as e:
         explain_main(["--encoder", str(tmp_path / "df"), "--index", str(tmp_path / "nope"), "radiation"])
     assert e.value.code == 2 and "no such index directory" in capsys.readouterr().err
+    (tmp_path / "not-an-index").mkdir()  # a directory without a segments_N file: a clear error, no Java trace
+    with pytest.raises(SystemExit) as e:
+        explain_main(["--encoder", str(tmp_path / "df"), "--index", str(tmp_path / "not-an-index"), "radiation"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "is not a Lucene index" in err and "Traceback" not in err
+    from csplade_pyserini.cli import UsageError
+
+    with pytest.raises(UsageError, match="is not a Lucene index"):
+        search_topics(tmp_path / "not-an-index", {"q": "radiation"}, str(tmp_path / "df"), quiet=True)
 
 
 def test_demo_searches_the_other_query_side(tmp_path, lm, tokenizer):
