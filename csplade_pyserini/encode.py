@@ -184,7 +184,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
         "docs_per_s": round(timed_docs / max(seconds, 1e-9), 2), "timed_docs": timed_docs, "resumed_docs": n_done,
         "shard_id": shard_id, "shard_num": shard_num,
         "encoder": card.to_dict(), "max_length": max_length or card.passage_max_length,
-        "encoder_identity": identity,
+        "encoder_identity": identity, "passage_weighting": card.passage_weighting(),
     }
     summary = json.loads(write_manifest(target, summary).read_text())  # + file name and sha256
     if not quiet:

@@ -3,7 +3,9 @@
     python -m csplade_pyserini.index --input runs/vectors --index runs/index [--threads 2]
 
 Runs Anserini's IndexCollection with -collection JsonVectorCollection -impact -pretokenized, after checking the
-shards (manifests, document counts, duplicate ids), and checks afterwards that every document was indexed.
+shards (manifests, document counts, duplicate ids), and checks afterwards that every document was indexed. When the
+shards' manifests name the encoder (our encode writes them), the index gets csplade-encoder.json: the encoder's name
+and passage weighting, which search checks its query encoder against. Shards of two encoders are refused.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from .cli import UsageError, ensure_empty_dir, run
 from . import jvm
 
 _ID = re.compile(r'^\{"id": ("(?:[^"\\]|\\.)*")')
+ENCODER_FILE = "csplade-encoder.json"  # in the index directory (Lucene leaves a file of that name alone)
 
 
 def _quiet_anserini():
@@ -76,15 +79,60 @@ def _check_all_shards_present(input_dir: Path, names: set[str]) -> None:
                              f"{', ...' if len(missing) > 3 else ''}); encode them (--resume skips finished ones)")
 
 
+def shard_encoder(input_dir) -> dict | None:
+    """{"encoder": name, "passage_weighting": {...}} of the encoder that wrote the shards (from their manifests), or
+    None when a shard's manifest does not say (vectors from elsewhere, or encoded before encode recorded it). Shards
+    written by encoders of different passage weighting are a UsageError: one index, one encoder."""
+    from .writer import meta_dir
+
+    found = {}
+    for m in sorted(meta_dir(input_dir).glob("*.jsonl.json")):
+        d = json.loads(m.read_text())
+        if "passage_weighting" not in d:
+            return None
+        found[m.name[:-len(".json")]] = {"encoder": d.get("encoder", {}).get("name"),
+                                         "passage_weighting": d["passage_weighting"]}
+    files = sorted(p.name for p in Path(input_dir).rglob("*") if p.is_file())
+    if not found or set(files) - set(found):
+        return None
+    first = next(iter(found.values()))
+    other = [(f, e) for f, e in found.items() if e["passage_weighting"] != first["passage_weighting"]]
+    if other:
+        f0 = next(iter(found))
+        raise UsageError(f"{input_dir}: shard {other[0][0]} was encoded by {other[0][1]['encoder']!r} and {f0} by "
+                         f"{first['encoder']!r}, which weigh passages differently: an index must hold one encoder's "
+                         f"vectors")
+    return first
+
+
+def index_encoder(index_dir) -> dict | None:
+    """What build_impact_index recorded about the encoder of an index's passages, or None (an index built
+    elsewhere, or from vectors that do not say)."""
+    f = Path(index_dir) / ENCODER_FILE
+    if not f.is_file():
+        return None
+    try:
+        d = json.loads(f.read_text())
+        if not isinstance(d.get("passage_weighting"), dict):
+            raise ValueError("no passage_weighting")
+    except (json.JSONDecodeError, ValueError, AttributeError) as e:
+        raise UsageError(f"{f}: not an index encoder record ({e}); delete it to search without the check") from None
+    return d
+
+
 def build_impact_index(input_dir, index_dir, threads: int = 2, store_raw: bool = False, overwrite: bool = False,
                        quiet: bool = False) -> dict:
     n_docs = check_shards(input_dir)
+    encoder = shard_encoder(input_dir)
     ensure_empty_dir(index_dir, "index directory", overwrite)
     args = ["-collection", "JsonVectorCollection", "-input", str(input_dir), "-index", str(index_dir),
             "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads), "-impact", "-pretokenized"]
     if store_raw:
         args.append("-storeRaw")
-    return _index(args, index_dir, n_docs, quiet)
+    info = _index(args, index_dir, n_docs, quiet)
+    if encoder is not None:  # search checks its query encoder against it
+        (Path(index_dir) / ENCODER_FILE).write_text(json.dumps(encoder, indent=1) + "\n")
+    return info
 
 
 def build_bm25_index(input_dir, index_dir, threads: int = 2, overwrite: bool = False, quiet: bool = False) -> dict:

@@ -7,6 +7,11 @@ Queries are encoded in batches, then searched with Pyserini's LuceneImpactSearch
 --encoded-queries FILE, encoded queries are read from FILE when it exists and written to it otherwise (the JSONL
 layout of Pyserini's CachedDataQueryEncoder), so a run can be repeated without the model. A lexical card with a df
 curve (the default) weighs each query token by its document frequency in the --index searched.
+
+An index built by `python -m csplade_pyserini.index` from our encode's vectors records the encoder of its passages
+(csplade-encoder.json); search then refuses an --encoder that weighs passages differently (its queries were made
+for other passages), naming the settings that differ. A card that changes only the query side (e.g. a lexical
+sibling) or only top-k, scale, length or dtype searches the index as is; --ignore-index-encoder skips the check.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from .cli import add_encoder_args, check_index, encoder_overrides, run
 def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None, hits=1000, batch_size=32,
                   threads=None, output_format="trec", remove_query=False, encoded_queries=None, device="auto",
                   max_length=None, run_tag="csplade", card_overrides=None, query_encoder=None, quiet=False,
-                  compile=False) -> dict:
+                  compile=False, ignore_index_encoder=False) -> dict:
     """Search every topic; returns {qid: [(docid, score), ...]} and writes the run file if ``output`` is given."""
     from tqdm import tqdm
 
@@ -35,6 +40,8 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     threads = threads or os.cpu_count() or 1
     cache = Path(encoded_queries) if encoded_queries else None
     card_overrides = dict(card_overrides or {}, query_max_length=max_length)
+    if query_encoder is None and not ignore_index_encoder:
+        check_index_encoder(index, encoder, card_overrides)
     qenc = query_encoder or CspladeQueryEncoder(encoder, device=device, batch_size=batch_size, compile=compile,
                                                  **card_overrides)
     if hasattr(qenc, "use_index"):
@@ -72,6 +79,32 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     return results
 
 
+def check_index_encoder(index, encoder, card_overrides=None) -> None:
+    """UsageError when the index records passages of an encoder whose passage weighting differs from this card's
+    (index.index_encoder; an index that records none is not checked)."""
+    from .cli import UsageError
+    from .encoder import EncoderNotFoundError, resolve_card
+    from .index import ENCODER_FILE, index_encoder
+
+    built = index_encoder(index)
+    if built is None:
+        return
+    from .modeling.card import EncoderCard
+
+    try:
+        card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
+    except EncoderNotFoundError:
+        return  # queries all from --encoded-queries need no encoder; otherwise loading it reports the name
+    card = card.with_overrides(**(card_overrides or {}))
+    mine, theirs = card.passage_weighting(), built["passage_weighting"]
+    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differ:
+        raise UsageError(f"index {index} holds passages encoded by {built.get('encoder')!r} ({Path(index) / ENCODER_FILE}), "
+                         f"and --encoder {card.name!r} weighs passages differently ({', '.join(differ)}): its queries "
+                         f"were made for other passages. Search with {built.get('encoder')!r} or a card with its "
+                         f"passage side (e.g. a lexical sibling); --ignore-index-encoder searches anyway")
+
+
 def write_run(results: dict, output, output_format: str = "trec", tag: str = "csplade") -> None:
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +133,8 @@ def build_parser():
     p.add_argument("--remove-query", action="store_true", help="drop a hit whose docid equals the query id")
     p.add_argument("--encoded-queries", default=None, help="JSONL query cache: read if it exists, else written")
     p.add_argument("--run-tag", default="csplade", help="tag in the last column of a TREC run")
+    p.add_argument("--ignore-index-encoder", action="store_true",
+                   help="search even if the index records passages of an encoder that weighs them differently")
     add_encoder_args(p, "query")
     return p
 
@@ -108,7 +143,8 @@ def _main(argv=None):
     args = build_parser().parse_args(argv)
     return search_topics(args.index, args.topics, args.encoder, args.output, args.hits, args.batch_size,
                          args.threads, args.output_format, args.remove_query, args.encoded_queries, args.device,
-                         args.max_length, args.run_tag, encoder_overrides(args, "query"), compile=args.compile)
+                         args.max_length, args.run_tag, encoder_overrides(args, "query"), compile=args.compile,
+                         ignore_index_encoder=args.ignore_index_encoder)
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
 """CLI-level tests on a tiny random model: encode output layout, counts, errors, index/search/eval wiring."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -113,6 +114,43 @@ def test_index_search_eval_with_tiny_model(tmp_path, tiny_checkpoint):
     assert run2 == run1
     cache = [json.loads(line) for line in open(tmp_path / "q.jsonl")]
     assert [c["id"] for c in cache] == ["q1", "q2"] and cache[0]["contents"] == "brain cancer"
+
+
+def test_index_records_its_encoder_and_search_checks_it(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encode import encode_corpus
+    from csplade_pyserini.index import ENCODER_FILE, build_impact_index, index_encoder
+    from csplade_pyserini.encoder import resolve_card
+    from csplade_pyserini.search import search_topics
+
+    tiny = resolve_card(str(tiny_checkpoint))
+    encode_corpus(_corpus(tmp_path), tmp_path / "vec", str(tiny_checkpoint), device="cpu", quiet=True)
+    build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+    built = index_encoder(tmp_path / "idx")
+    assert built["encoder"] == "tiny-encoder"
+    assert built["passage_weighting"] == json.loads(json.dumps(tiny.passage_weighting()))
+    topics = {"q1": "brain cancer"}
+    kw = dict(hits=5, threads=1, device="cpu", quiet=True)
+
+    def card(name, **settings):
+        dataclasses.replace(tiny.with_overrides(**settings), name=name).save(tmp_path / name)
+        return str(tmp_path / name)
+    # top-k, scale, lengths and the query side do not change what a passage term weighs: searched as is
+    same = search_topics(tmp_path / "idx", topics, card("reading", passage_top_k=3, quantization_scale=10.0,
+                                                        passage_max_length=64, query_max_length=16), **kw)
+    assert same["q1"]
+    other = card("shifted", logit_shift=2.0, input_bonus=1.0)
+    with pytest.raises(UsageError, match=r"weighs passages differently \(input_bonus, logit_shift\)"):
+        search_topics(tmp_path / "idx", topics, other, **kw)
+    assert search_topics(tmp_path / "idx", topics, other, ignore_index_encoder=True, **kw)["q1"] is not None
+    # shards of two encoders are refused before indexing; a record that is not one is named
+    encode_corpus(_corpus(tmp_path), tmp_path / "vec2", other, shard_id=1, shard_num=2, device="cpu", quiet=True)
+    encode_corpus(_corpus(tmp_path), tmp_path / "vec2", str(tiny_checkpoint), shard_id=0, shard_num=2, device="cpu",
+                  quiet=True)
+    with pytest.raises(UsageError, match="one encoder's vectors"):
+        build_impact_index(tmp_path / "vec2", tmp_path / "idx2", threads=1, quiet=True)
+    (tmp_path / "idx" / ENCODER_FILE).write_text("[]")
+    with pytest.raises(UsageError, match="not an index encoder record"):
+        search_topics(tmp_path / "idx", topics, other, **kw)
 
 
 def test_index_detects_incomplete_shard(tmp_path, tiny_checkpoint):

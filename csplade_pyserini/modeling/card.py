@@ -19,6 +19,9 @@ QUERY_ENCODERS = ("model", "lexical")
 QUERY_WEIGHTS_KEY = "query_weights"
 QUERY_DF_KEY = "query_df"
 CARD_FILE = "card.json"
+# passage_side() settings that change how much of a passage is read, how many of its terms are kept, their int scale
+# or the arithmetic's precision, but not what a term weighs: an index stays searchable by queries of either setting
+READING_KEYS = ("passage_max_length", "passage_windows", "quantization_scale", "passage_top_k", "dtype")
 
 
 class CardError(ValueError):
@@ -216,6 +219,16 @@ class EncoderCard:
         side = {k: getattr(self, k) for k in keys}
         side["term_bias"] = digest(self.term_bias_path())  # the files' contents, not their names
         side["adapter"] = [digest(a / "adapter_model.safetensors") for a in self.adapter_paths()]
+        return side
+
+    def passage_weighting(self) -> dict:
+        """passage_side() without READING_KEYS: what decides a passage term's weight (model, variant, prefix, head
+        settings, term bias and adapter files). Encode records it; an index built from those vectors keeps it, and
+        search refuses queries from a card whose passage weighting differs (the query side was made for other
+        passages: its scores would mix two models)."""
+        side = {k: v for k, v in self.passage_side().items() if k not in READING_KEYS}
+        if Path(self.base_model).expanduser().is_dir():  # a checkpoint directory, however its path was spelled
+            side["base_model"] = str(Path(self.base_model).expanduser().resolve())
         return side
 
     def to_dict(self) -> dict:
