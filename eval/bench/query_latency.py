@@ -45,9 +45,15 @@ def main():
                         "loop, searching the same index (its passage side must equal --encoder's)")
     p.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     a = p.parse_args()
-    for flag, path in (("--index", a.index), ("--bm25-index", a.bm25_index)):
-        if not Path(path).is_dir():
-            p.error(f"{flag} {path}: no such index directory")
+    from csplade_pyserini.cli import UsageError, check_index
+    from csplade_pyserini.search import check_index_encoder
+
+    try:
+        for flag, path in (("--index", a.index), ("--bm25-index", a.bm25_index)):
+            check_index(path, flag)
+        check_index_encoder(a.index, a.encoder)  # an index that records its passages' encoder: must be --encoder's
+    except UsageError as e:
+        p.error(str(e))
     topics = load_topics(a.topics)
     if a.max_queries:
         topics = dict(list(topics.items())[: a.max_queries])
