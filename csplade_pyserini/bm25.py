@@ -8,25 +8,41 @@ from pathlib import Path
 from .corpus import doc_id, record_text
 
 
-def bm25_collection(corpus: Path, out_dir: Path) -> None:
+def bm25_collection(corpus: Path, out_dir: Path) -> tuple[int, int]:
+    """The corpus (a JSONL file or a directory of them; {id|_id|docid, title and text | contents}) as an Anserini
+    JsonCollection ({"id", "contents"}: title and text joined as the encoder joins them). Returns (documents, empty
+    ones): Anserini indexes no empty document."""
+    from .corpus import corpus_files
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    n = empty = 0
     with open(out_dir / "docs.jsonl", "w", encoding="utf-8") as fh:
-        for line in open(corpus, encoding="utf-8"):
-            d = json.loads(line)
-            fh.write(json.dumps({"id": str(doc_id(d, None)), "contents": record_text(d)}) + "\n")
+        for f in corpus_files(corpus):
+            for line in open(f, encoding="utf-8"):
+                d = json.loads(line)
+                text = record_text(d)
+                fh.write(json.dumps({"id": str(doc_id(d, None)), "contents": text}) + "\n")
+                n += 1
+                empty += not text
+    return n, empty
 
 
-def bm25_search(index: Path, topics: dict, output: Path, hits: int, threads: int) -> float:
+def bm25_results(index, topics: dict, hits: int, threads: int) -> dict[str, list[tuple[str, float]]]:
+    """{qid: [(docid, score), ...]} best first: Pyserini's LuceneSearcher (BM25 k1=0.9, b=0.4) over ``index``."""
     from . import jvm
 
     jvm.bootstrap()
     from pyserini.search.lucene import LuceneSearcher
 
-    from .search import write_run
-
-    t = time.time()
     s = LuceneSearcher(str(index))
     qids = list(topics)
     res = s.batch_search([topics[q] for q in qids], qids, k=hits, threads=threads)
-    write_run({q: [(h.docid, float(h.score)) for h in res.get(q, [])] for q in qids}, output, tag="bm25")
+    return {q: [(h.docid, float(h.score)) for h in res.get(q, [])] for q in qids}
+
+
+def bm25_search(index: Path, topics: dict, output: Path, hits: int, threads: int) -> float:
+    from .search import write_run
+
+    t = time.time()
+    write_run(bm25_results(index, topics, hits, threads), output, tag="bm25")
     return time.time() - t

@@ -1,11 +1,16 @@
 """python -m csplade_pyserini.index: JsonVectorCollection shards -> Lucene impact index (Anserini, via Pyserini).
 
     python -m csplade_pyserini.index --input runs/vectors --index runs/index [--threads 2]
+    python -m csplade_pyserini.index --bm25 --input corpus.jsonl --index runs/bm25-index   # BM25, for hybrids
 
 Runs Anserini's IndexCollection with -collection JsonVectorCollection -impact -pretokenized, after checking the
 shards (manifests, document counts, duplicate ids), and checks afterwards that every document was indexed. When the
 shards' manifests name the encoder (our encode writes them), the index gets csplade-encoder.json: the encoder's name
 and passage weighting, which search checks its query encoder against. Shards of two encoders are refused.
+
+With --bm25, --input is a corpus instead (a JSONL file or a directory of them, records {id|_id|docid, title and
+text | contents}, checked first) and the index is a standard BM25 one (Anserini JsonCollection, positions and
+document vectors stored): what search --bm25-index fuses with.
 """
 from __future__ import annotations
 
@@ -135,6 +140,32 @@ def build_impact_index(input_dir, index_dir, threads: int = 2, store_raw: bool =
     return info
 
 
+def build_bm25_index_from_corpus(corpus, index_dir, threads: int = 2, overwrite: bool = False,
+                                 quiet: bool = False) -> dict:
+    """A BM25 index of a corpus (checked first: a bad record is a UsageError naming it), through a temporary
+    JsonCollection of {"id", "contents"} (title and text joined as the encoder joins them)."""
+    import tempfile
+
+    from .bm25 import bm25_collection
+    from .corpus import CorpusError, check_jsonl_corpus
+
+    try:
+        check = check_jsonl_corpus(corpus, ("text",))  # a title is optional: record_text joins what is there
+    except CorpusError as e:
+        raise UsageError(str(e)) from None
+    ensure_empty_dir(index_dir, "index directory", overwrite)
+    with tempfile.TemporaryDirectory(prefix="csplade-bm25-") as tmp:
+        n, n_empty = bm25_collection(Path(corpus), Path(tmp))
+        if n != check.n_docs:
+            raise RuntimeError(f"{corpus}: {n} documents written of {check.n_docs} read")
+        info = build_bm25_index(tmp, index_dir, threads, overwrite=True, quiet=quiet)
+    info["empty_skipped"] = check.n_docs - info["documents"]  # Anserini indexes no empty document
+    if info["empty_skipped"] != n_empty:
+        raise RuntimeError(f"{index_dir}: {info['documents']} documents indexed of {check.n_docs} in {corpus} "
+                           f"({n_empty} empty)")
+    return info
+
+
 def build_bm25_index(input_dir, index_dir, threads: int = 2, overwrite: bool = False, quiet: bool = False) -> dict:
     """A standard BM25 index (Anserini JsonCollection: {"id", "contents"}), for baselines."""
     n_docs = sum(1 for f in Path(input_dir).rglob("*") if f.is_file() for line in open(f, encoding="utf-8")
@@ -166,7 +197,9 @@ def _index(args, index_dir, n_docs: int, quiet: bool, allow_empty: bool = False)
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m csplade_pyserini.index", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="directory of JsonVectorCollection shards (from the encode CLI)")
+    p.add_argument("--input", required=True, help="directory of JsonVectorCollection shards (from the encode CLI); "
+                                                  "with --bm25, a corpus JSONL file or directory")
+    p.add_argument("--bm25", action="store_true", help="build a BM25 index of the corpus --input (for hybrids)")
     p.add_argument("--index", required=True, help="output index directory (must be empty or absent)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="indexing threads (default: all cores)")
     p.add_argument("--store-raw", action="store_true", help="store each record's raw JSON (bigger index)")
@@ -176,8 +209,12 @@ def build_parser():
 
 def _main(argv=None):
     args = build_parser().parse_args(argv)
-    info = build_impact_index(args.input, args.index, args.threads, args.store_raw, args.overwrite)
-    print(f"[index] {info['documents']:,} documents, {info['unique_terms']:,} terms, "
+    if args.bm25:
+        info = build_bm25_index_from_corpus(args.input, args.index, args.threads, args.overwrite)
+    else:
+        info = build_impact_index(args.input, args.index, args.threads, args.store_raw, args.overwrite)
+    skipped = f" ({info['empty_skipped']} empty documents skipped)" if info.get("empty_skipped") else ""
+    print(f"[index] {'BM25: ' if args.bm25 else ''}{info['documents']:,} documents{skipped}, {info['unique_terms']:,} terms, "
           f"{info['bytes'] / 2**20:.1f} MiB -> {args.index}", file=sys.stderr)
     return info
 

@@ -153,6 +153,59 @@ def test_index_records_its_encoder_and_search_checks_it(tmp_path, tiny_checkpoin
         search_topics(tmp_path / "idx", topics, other, **kw)
 
 
+def test_hybrid_search_fuses_with_a_bm25_index(tmp_path, tiny_checkpoint, capsys):
+    from csplade_pyserini.bm25 import bm25_results
+    from csplade_pyserini.encode import encode_corpus
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.index import main as index_main
+    from csplade_pyserini.search import main as search_main
+    from csplade_pyserini.search import search_topics
+
+    corpus = _corpus(tmp_path)
+    encode_corpus(corpus, tmp_path / "vec", str(tiny_checkpoint), fields=["title", "text"], device="cpu", quiet=True)
+    build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+    index_main(["--bm25", "--input", str(corpus), "--index", str(tmp_path / "bm25")])
+    assert "3 documents (1 empty documents skipped)" in capsys.readouterr().err  # d2 is empty: counted, not lost
+    topics = {"q1": "brain cancer", "q2": "mice study"}
+    kw = dict(hits=10, threads=1, device="cpu", quiet=True)
+    alone = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), **kw)
+    bm25 = bm25_results(tmp_path / "bm25", topics, 10, 1)
+    assert [d for d, _ in bm25["q2"]][:1] == ["d4"]
+
+    def order(hits):  # fuse breaks ties by docid
+        return [d for d, _ in sorted(hits, key=lambda x: (-x[1], x[0]))]
+    hybrid = dict(kw, bm25_index=tmp_path / "bm25", fusion="interpolation")
+    only_csplade = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), fusion_weights=[1.0, 0.0], **hybrid)
+    only_bm25 = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), fusion_weights=[0.0, 1.0], **hybrid)
+    for q in topics:
+        assert [d for d, _ in only_csplade[q]] == order(alone[q])
+        assert [d for d, _ in only_bm25[q]] == order(bm25[q])
+    both = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), fusion_weights=[0.5, 0.5], **hybrid)
+    assert all({d for d, _ in both[q]} == {d for d, _ in alone[q] + bm25[q]} for q in topics)
+    # the CLI writes the fused run, tagged as such
+    (tmp_path / "topics.tsv").write_text("q1\tbrain cancer\nq2\tmice study\n")
+    search_main(["--index", str(tmp_path / "idx"), "--topics", str(tmp_path / "topics.tsv"), "--encoder",
+                 str(tiny_checkpoint), "--output", str(tmp_path / "run.txt"), "--bm25-index", str(tmp_path / "bm25"),
+                 "--device", "cpu", "--threads", "1"])
+    lines = open(tmp_path / "run.txt").read().split("\n")
+    assert lines[0].startswith("q1 Q0 ") and lines[0].endswith(" csplade-fused")
+    assert "fusion (rrf)" in capsys.readouterr().err
+    # bad settings fail before any search, naming the problem
+    with pytest.raises(UsageError, match="interpolation's"):
+        search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), bm25_index=tmp_path / "bm25",
+                      fusion_weights=[1.0, 1.0], **kw)
+    with pytest.raises(UsageError, match="--bm25-index .* not a Lucene index"):
+        search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), bm25_index=tmp_path / "vec", **kw)
+    with pytest.raises(SystemExit) as e:
+        search_main(["--index", str(tmp_path / "idx"), "--topics", str(tmp_path / "topics.tsv"), "--output",
+                     str(tmp_path / "r.txt"), "--fusion", "interpolation"])
+    assert e.value.code != 0 and "pass --bm25-index too" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
+    with pytest.raises(SystemExit):
+        index_main(["--bm25", "--input", str(tmp_path / "bad.jsonl"), "--index", str(tmp_path / "bm25b")])
+    assert "bad.jsonl:2: duplicate document id 'a'" in capsys.readouterr().err
+
+
 def test_index_detects_incomplete_shard(tmp_path, tiny_checkpoint):
     from csplade_pyserini.encode import encode_corpus
     from csplade_pyserini.index import build_impact_index
