@@ -4,8 +4,11 @@
 
 For every topic, one at a time: CSPLADE query encoding (no cache) then LuceneImpactSearcher.search(k=1000), and
 BM25 LuceneSearcher.search(k=1000); with --compile, also a torch.compile'd copy of the encoder in the
-same loop; with --lexical CARD, also that card's inference-free queries (no model call) on the same index. Reports p50/p90/p99 of each part, and batch throughput (encode_batch +
-batch_search). Prints a table and writes eval/bench/query_latency.json.
+same loop; with --lexical CARD, also that card's inference-free queries (no model call) on the same index; with
+--hybrid W_CSPLADE W_BM25 (and --lexical), also the hybrid as `search --bm25-index` runs it, timed as one sequence
+per query: lexical encode, impact search, BM25 search, interpolation of the two top --hits (fuse.interpolation).
+Reports p50/p90/p99 of each part, and batch throughput (encode_batch + batch_search). Prints a table and writes
+eval/bench/query_latency.json.
 """
 from __future__ import annotations
 
@@ -43,8 +46,13 @@ def main():
     p.add_argument("--lexical", default=None, metavar="ENCODER",
                    help="also time this query_encoder: lexical card (e.g. smollm2-135m-echo-corpusfit-lexq) in the same "
                         "loop, searching the same index (its passage side must equal --encoder's)")
+    p.add_argument("--hybrid", type=float, nargs=2, default=None, metavar=("W_CSPLADE", "W_BM25"),
+                   help="also time the --lexical card's hybrid with BM25 (interpolation with these weights), one "
+                        "sequence per query")
     p.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     a = p.parse_args()
+    if a.hybrid and not a.lexical:
+        p.error("--hybrid times the --lexical card's hybrid: pass --lexical too")
     from csplade_pyserini.cli import UsageError, check_index
     from csplade_pyserini.search import check_index_encoder
 
@@ -88,7 +96,8 @@ def main():
         lsearcher = LuceneImpactSearcher(a.index, lqenc, min_idf=-1)
         lexical.encode(texts[:2], "query"), lsearcher.search(texts[0], k=a.hits)  # warm-up
     t_enc, t_search, t_total, t_bm25, t_cenc, t_ctotal = [], [], [], [], [], []
-    t_lenc, t_lsearch, t_ltotal = [], [], []
+    t_lenc, t_lsearch, t_ltotal, t_hybrid, t_fuse = [], [], [], [], []
+    from csplade_pyserini.fuse import interpolation
     same_ints, top10 = [], []
     for q in texts:
         t0 = time.perf_counter()
@@ -108,6 +117,15 @@ def main():
             lsearcher.search(q, k=a.hits)
             t7 = time.perf_counter()
             t_lenc.append(t6 - t5), t_lsearch.append(t7 - t6), t_ltotal.append(t7 - t5)
+        if a.hybrid:
+            t8 = time.perf_counter()
+            lqenc.cache = {q: lexical.encode([q], "query")[0]}
+            h1 = [(h.docid, h.score) for h in lsearcher.search(q, k=a.hits)]
+            h2 = [(h.docid, h.score) for h in bm25.search(q, k=a.hits)]
+            t9 = time.perf_counter()
+            interpolation([{q: h1}, {q: h2}], a.hybrid, a.hits, a.hits)
+            t10 = time.perf_counter()
+            t_hybrid.append(t10 - t8), t_fuse.append(t10 - t9)
         if compiled is not None:
             t4 = time.perf_counter()
             cvec = compiled.encode([q], "query")[0]
@@ -138,6 +156,8 @@ def main():
         parts[3:3] = [("compiled encode", t_cenc), ("compiled total", t_ctotal)]
     if lexical is not None:
         parts[-1:-1] = [("lexical encode", t_lenc), ("lexical search", t_lsearch), ("lexical total", t_ltotal)]
+    if a.hybrid:
+        parts[-1:-1] = [("hybrid fusion", t_fuse), ("hybrid total", t_hybrid)]
     rows = {name: {f"p{q}_ms": 1000 * pct(xs, q) for q in (50, 90, 99)} for name, xs in parts}
     machine = machine_summary()
     print(f"{a.encoder} ({enc.card.dtype}) on {machine}")
@@ -159,6 +179,10 @@ def main():
         lx = out["lexical"]
         print(f"lexical queries ({a.lexical}): p50 ratio {lx['p50_ratio']:.2f}x BM25, batch {lexical_qps:.1f} q/s, "
               f"{lx['terms_per_query']:.1f} terms/query")
+    if a.hybrid:
+        out["hybrid"] = {"weights": a.hybrid, "p50_ratio": rows["hybrid total"]["p50_ms"] / rows["bm25 total"]["p50_ms"]}
+        print(f"hybrid ({a.lexical} + BM25, interpolation {a.hybrid[0]:g}/{a.hybrid[1]:g}): p50 ratio "
+              f"{out['hybrid']['p50_ratio']:.2f}x BM25")
     if compiled is not None:
         out["compiled"] = {"warmup_s": warmup_s,
                            "p50_ratio": rows["compiled total"]["p50_ms"] / rows["bm25 total"]["p50_ms"],
