@@ -5,7 +5,8 @@ queries in the same run; prints one table. It also searches the same index with 
 those rows too: every other shipped lexical card (query_encoder lexical: no model call per query) that encodes
 passages as this encoder does (for the default, smollm2-135m-echo-corpusfit-lexqdf: -lexq, the table derived from the
 head, and -lexqfit, the table fitted against the whole SciFact corpus); for a lexical card, also the model's own
-queries; for a model card without such cards, the table derived from its head. The default takes about 20 minutes
+queries; for a model card without such cards, the table derived from its head; for a card with a hybrid setting,
+its fusion with the BM25 run (as search --bm25-index fuses). The default takes about 20 minutes
 on 2 AVX2 CPU cores (nearly all of it encoding passages): SciFact test queries over
 a subset of its corpus (every judged document plus a seeded random sample of the others, --max-docs in all).
 --max-docs 0 uses the full corpus (about 2.5 hours on 2 AVX2 cores in float32; minutes on a GPU).
@@ -75,6 +76,7 @@ def lexical_siblings(encoder) -> list[str]:
 def _main(argv=None):
     from . import jvm
     from .encode import encode_corpus
+    from .encoder import resolve_card
     from .eval import DEFAULT_METRICS, evaluate, format_table
     from .index import build_bm25_index, build_impact_index
     from .search import search_topics
@@ -132,6 +134,22 @@ def _main(argv=None):
                       encoded_queries=work / f"queries.{tag}.jsonl", device=args.device)
         rows[label] = evaluate(work / f"run.csplade-{tag}.txt", qrels)
         extra[label] = {"index_mib": idx_info["bytes"] / 2**20, "search_s": time.time() - t, "same_index": True}
+    # The fusion with BM25 tuned for this card on training queries (its `hybrid`), as search --bm25-index runs it
+    hybrid = resolve_card(args.encoder).hybrid
+    if hybrid:
+        from .fuse import fuse, read_run
+        from .search import write_run
+
+        t = time.time()
+        fused = fuse([read_run(work / "run.csplade.txt"), read_run(work / "run.bm25.txt")], hybrid["method"],
+                     hybrid.get("weights"), float(hybrid.get("rrf_k", 60)), hits=args.hits)
+        write_run(fused, work / "run.hybrid.txt", tag="csplade-fused")
+        how = ("/".join(f"{w:g}" for w in hybrid["weights"]) if hybrid["method"] == "interpolation"
+               else f"k {hybrid.get('rrf_k', 60):g}")
+        label = f"{name} + BM25 ({hybrid['method']} {how})"
+        rows[label] = evaluate(work / "run.hybrid.txt", qrels)
+        extra[label] = {"index_mib": (idx_info["bytes"] + bm25_info["bytes"]) / 2**20,
+                        "search_s": csplade_s + bm25_s + time.time() - t}
     total = time.time() - t_start
     print()
     print(f"{args.collection} test, {len(topics)} queries, {n_docs:,} docs; total time {total / 60:.1f} min")

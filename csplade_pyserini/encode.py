@@ -65,7 +65,8 @@ def encoder_identity(encoder, card_overrides=None, max_length=None) -> str:
 
     card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
     card = card.with_overrides(**(card_overrides or {}))
-    d = {k: v for k, v in card.to_dict().items() if k not in ("scores", "description", "dtype", "training", "name")}
+    d = {k: v for k, v in card.to_dict().items()
+         if k not in ("scores", "description", "dtype", "training", "name", "hybrid")}  # hybrid: a search setting
     for key, default in (("passage_windows", 1), ("query_encoder", "model"), ("query_weights", None),
                          ("query_df_curve", None)):
         if key in d and d[key] == default:

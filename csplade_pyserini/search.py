@@ -15,8 +15,10 @@ sibling) or only top-k, scale, length or dtype searches the index as is; --ignor
 
 Hybrid: with --bm25-index (a BM25 index of the same documents: `python -m csplade_pyserini.index --bm25`), each
 topic is also searched with BM25, and the two rankings (their top --fusion-depth each) are fused as
-`python -m csplade_pyserini.fuse` fuses run files: --fusion rrf (default, no weights) or interpolation with
---fusion-weights W_CSPLADE W_BM25 (per-query min-max scaled scores). The run written is the fused one.
+`python -m csplade_pyserini.fuse` fuses run files: --fusion rrf (no weights) or interpolation with --fusion-weights
+W_CSPLADE W_BM25 (per-query min-max scaled scores). What is not given comes from the encoder card's `hybrid` (the
+fusion tuned for it on training queries; the default encoder's: interpolation 0.6 / 0.4), else rrf with k 60.
+The run written is the fused one.
 """
 from __future__ import annotations
 
@@ -32,10 +34,11 @@ from .cli import UsageError, add_encoder_args, check_index, encoder_overrides, r
 def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None, hits=1000, batch_size=32,
                   threads=None, output_format="trec", remove_query=False, encoded_queries=None, device="auto",
                   max_length=None, run_tag=None, card_overrides=None, query_encoder=None, quiet=False,
-                  compile=False, ignore_index_encoder=False, bm25_index=None, fusion="rrf", fusion_weights=None,
-                  fusion_depth=1000, rrf_k=60.0) -> dict:
+                  compile=False, ignore_index_encoder=False, bm25_index=None, fusion=None, fusion_weights=None,
+                  fusion_depth=1000, rrf_k=None) -> dict:
     """Search every topic; returns {qid: [(docid, score), ...]} and writes the run file if ``output`` is given.
-    With ``bm25_index`` the result is the fusion (fuse.fuse) of this ranking and BM25's, each to ``fusion_depth``."""
+    With ``bm25_index`` the result is the fusion (fuse.fuse) of this ranking and BM25's, each to ``fusion_depth``;
+    settings not given come from the card's ``hybrid`` (EncoderCard.fusion: rrf, k 60, for a card without one)."""
     from tqdm import tqdm
 
     from .encoders import CspladeQueryEncoder
@@ -49,6 +52,7 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         from .fuse import fuse
 
         check_index(bm25_index, "--bm25-index")
+        fusion, fusion_weights, rrf_k, from_card = _fusion_settings(encoder, fusion, fusion_weights, rrf_k)
         if fusion == "rrf" and fusion_weights is not None:
             raise UsageError("--fusion-weights are interpolation's: pass --fusion interpolation (rrf takes none)")
         fuse([{}, {}], fusion, fusion_weights, rrf_k, fusion_depth, hits)  # bad fusion settings fail before any work
@@ -95,14 +99,35 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         results = fuse([results, bm25], fusion, fusion_weights, rrf_k, fusion_depth, hits)
         results.update({q: [] for q in qids if q not in results})  # a topic neither run found: no hits, still there
         results = {q: results[q] for q in qids}
-        w = "" if fusion == "rrf" else " " + "/".join(f"{x:g}" for x in (fusion_weights or [1.0, 1.0]))
-        fused = f", BM25 + fusion ({fusion}{w}) {time.time() - t2:.1f} s"
+        w = (f" k {rrf_k:g}" if fusion == "rrf" else " " + "/".join(f"{x:g}" for x in (fusion_weights or [1.0, 1.0])))
+        source = ", from the card" if from_card else ""
+        fused = f", BM25 + fusion ({fusion}{w}{source}) {time.time() - t2:.1f} s"
     if output:
         write_run(results, output, output_format, run_tag or ("csplade-fused" if bm25_index else "csplade"))
     if not quiet:
         print(f"[search] {len(qids)} queries ({n_cached} from cache): encode {t_encode:.1f} s, search {t_search:.1f} s"
               f"{fused}{f' -> {output}' if output else ''}", file=sys.stderr)
     return results
+
+
+def _fusion_settings(encoder, fusion, weights, rrf_k):
+    """(method, weights, rrf_k, whether the card's hybrid supplied any of them): what is given, the rest from the
+    card's hybrid (EncoderCard.fusion; a method given that is not the card's takes none of its numbers)."""
+    from .encoder import EncoderNotFoundError, resolve_card
+    from .modeling.card import EncoderCard
+
+    try:
+        card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
+    except EncoderNotFoundError:  # queries all from the cache: no card to read
+        card = EncoderCard(name="none")
+    own = card.fusion()
+    method = fusion or ("interpolation" if weights is not None else own["method"])
+    from_card = False
+    if method == own["method"] and card.hybrid is not None:
+        from_card = fusion is None or (weights is None and method == "interpolation") or (rrf_k is None and method == "rrf")
+        weights = weights if weights is not None else own["weights"]
+        rrf_k = rrf_k if rrf_k is not None else own["rrf_k"]
+    return method, weights, 60.0 if rrf_k is None else float(rrf_k), from_card
 
 
 def _cut(got: list, qid: str, remove_query: bool, hits: int) -> list:
@@ -168,13 +193,14 @@ def build_parser():
     h = p.add_argument_group("hybrid (CSPLADE + BM25)")
     h.add_argument("--bm25-index", default=None,
                    help="also search this BM25 index (python -m csplade_pyserini.index --bm25) and write the fused run")
-    h.add_argument("--fusion", choices=["rrf", "interpolation"], default="rrf",
-                   help="rrf: sum of 1/(k + rank), no weights (default); interpolation: weighted per-query min-max "
-                        "scaled scores")
+    h.add_argument("--fusion", choices=["rrf", "interpolation"], default=None,
+                   help="rrf: sum of 1/(k + rank), no weights; interpolation: weighted per-query min-max scaled "
+                        "scores (default: the card's hybrid setting, else rrf)")
     h.add_argument("--fusion-weights", type=float, nargs=2, default=None, metavar=("W_CSPLADE", "W_BM25"),
-                   help="interpolation weights (default 1 1); e.g. 0.6 0.4 for the default encoder, tuned on SciFact dev")
+                   help="interpolation weights (default: the card's, e.g. 0.6 0.4 for the default encoder, tuned on "
+                        "SciFact dev; else 1 1)")
     h.add_argument("--fusion-depth", type=int, default=1000, help="hits of each ranking fused (default: 1000)")
-    h.add_argument("--rrf-k", type=float, default=60.0, help="rrf's k (default: 60)")
+    h.add_argument("--rrf-k", type=float, default=None, help="rrf's k (default: the card's, else 60)")
     p.add_argument("--ignore-index-encoder", action="store_true",
                    help="search even if the index records passages of an encoder that weighs them differently")
     add_encoder_args(p, "query")
@@ -183,7 +209,7 @@ def build_parser():
 
 def _main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.bm25_index is None and (args.fusion != "rrf" or args.fusion_weights is not None):
+    if args.bm25_index is None and (args.fusion or args.fusion_weights is not None or args.rrf_k is not None):
         raise UsageError("--fusion and --fusion-weights fuse with BM25: pass --bm25-index too")
     return search_topics(args.index, args.topics, args.encoder, args.output, args.hits, args.batch_size,
                          args.threads, args.output_format, args.remove_query, args.encoded_queries, args.device,

@@ -170,3 +170,39 @@ def test_training_summary_names_each_query_fit_stage():
     shipped = resolve_card("smollm2-135m-echo-corpusfit-lexqdf").to_dict()
     assert training_summary(shipped).endswith(
         "fit_query_weights df (300 steps, step 130) + fit_query_weights per-term (500 steps, step 400)")
+
+
+def test_shipped_hybrid_settings_are_their_fusion_grids_choice():
+    """A card's `hybrid` is what eval/fusion/tune_fusion.py chose on training queries (--write-card / --record),
+    never a hand-set number: the grid it names must be there, be this encoder's, and have chosen the same."""
+    from csplade_pyserini.paths import REPO_DIR
+
+    with_hybrid = [n for n in ENCODERS if EncoderCard.load(encoders_dir() / n).hybrid]
+    assert "smollm2-135m-echo-corpusfit-lexqdf" in with_hybrid
+    for name in with_hybrid:
+        h = EncoderCard.load(encoders_dir() / name).hybrid
+        grid = json.loads((REPO_DIR / h["chosen_on"]).read_text())
+        assert grid["encoder"] == name and grid["chosen_on"] == "tune"
+        assert {k: v for k, v in h.items() if k != "chosen_on"} == {
+            k: grid["chosen"][k] for k in ("method", "weights", "rrf_k") if k in grid["chosen"]}
+
+
+def test_hybrid_card_setting_is_checked_and_is_what_search_fuses_by_default(tmp_path):
+    from csplade_pyserini.encode import encoder_identity
+    from csplade_pyserini.modeling.card import CardError
+    from csplade_pyserini.search import _fusion_settings
+
+    card = EncoderCard(name="h", hybrid={"method": "interpolation", "weights": [0.6, 0.4], "chosen_on": "x.json"})
+    assert _fusion_settings(card, None, None, None) == ("interpolation", [0.6, 0.4], 60.0, True)
+    assert _fusion_settings(card, "interpolation", [0.2, 0.8], None) == ("interpolation", [0.2, 0.8], 60.0, False)
+    assert _fusion_settings(card, "rrf", None, None) == ("rrf", None, 60.0, False)  # another method: none of its numbers
+    assert _fusion_settings(EncoderCard(name="plain"), None, None, None) == ("rrf", None, 60.0, False)
+    rrf = EncoderCard(name="r", hybrid={"method": "rrf", "rrf_k": 20})
+    assert _fusion_settings(rrf, None, None, None) == ("rrf", None, 20.0, True)
+    # a search-time setting: the encoder's identity (what its vectors are keyed by) does not change
+    assert encoder_identity(card) == encoder_identity(EncoderCard(name="h"))
+    for bad in ({"method": "interpolation"}, {"method": "interpolation", "weights": [0, 0]},
+                {"method": "interpolation", "weights": [1.0, -1.0]}, {"method": "rrf", "weights": [1, 1]},
+                {"method": "combsum"}, {"method": "rrf", "k": 3}, [0.6, 0.4]):
+        with pytest.raises(CardError, match="hybrid"):
+            EncoderCard(name="bad", hybrid=bad)

@@ -64,6 +64,10 @@ class EncoderCard:
     # x = log(1 + df) / log(1 + documents) from 0 to 1, "reference_df": safetensors file (key "query_df", [vocab])
     # of the corpus it was fitted on, used where no index is given, "reference_documents": that corpus's size}
     query_df_curve: dict | None = None
+    # the fusion with BM25 that `search --bm25-index` uses when not told otherwise: {"method": "interpolation",
+    # "weights": [CSPLADE, BM25]} or {"method": "rrf", "rrf_k": k}, plus "chosen_on": where it was tuned (e.g. the
+    # eval/fusion grid JSON); None = rrf, k 60. A search-time setting: it changes no vector
+    hybrid: dict | None = None
     adapter: str | list | None = None  # peft adapter dir(s), relative to the card's dir, merged in order
     base_sha256: str | None = None  # checksum of the base weights the adapter was trained on
     dtype: str = "bfloat16"
@@ -101,6 +105,31 @@ class EncoderCard:
                 raise CardError(f"{where}: {key} must be a finite number, got {getattr(self, key)!r}")
         if self.query_df_curve is not None:
             self._validate_df_curve(where)
+        if self.hybrid is not None:
+            self._validate_hybrid(where)
+
+    def _validate_hybrid(self, where: str):
+        h = self.hybrid
+        if not isinstance(h, dict) or set(h) - {"method", "weights", "rrf_k", "chosen_on"}:
+            raise CardError(f"{where}: hybrid must be a mapping with 'method' and 'weights' (interpolation) or "
+                            f"'rrf_k' (rrf), and optionally 'chosen_on', got {h!r}")
+        number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)  # noqa: E731
+        if h.get("method") == "interpolation":
+            w = h.get("weights")
+            if (not isinstance(w, list) or len(w) != 2 or not all(number(x) and x >= 0 for x in w) or not any(w)
+                    or "rrf_k" in h):
+                raise CardError(f"{where}: hybrid interpolation needs 'weights': [CSPLADE, BM25], two numbers >= 0, "
+                                f"not both 0 (and no rrf_k), got {h!r}")
+        elif h.get("method") == "rrf":
+            if "weights" in h or not (number(h.get("rrf_k", 60)) and h.get("rrf_k", 60) >= 0):
+                raise CardError(f"{where}: hybrid rrf takes an 'rrf_k' >= 0 and no weights, got {h!r}")
+        else:
+            raise CardError(f"{where}: hybrid method must be 'interpolation' or 'rrf', got {h.get('method')!r}")
+
+    def fusion(self) -> dict:
+        """The fusion `search --bm25-index` uses by default: {"method", "weights" (or None), "rrf_k"}."""
+        h = self.hybrid or {"method": "rrf"}
+        return {"method": h["method"], "weights": h.get("weights"), "rrf_k": float(h.get("rrf_k", 60))}
 
     def _validate_df_curve(self, where: str):
         c = self.query_df_curve

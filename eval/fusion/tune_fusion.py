@@ -9,7 +9,9 @@ min-max interpolation weights, each scored with trec_eval.
         --output eval/fusion/scifact-fusion-grid.json
 
 --tune picks the setting (best nDCG@10; ties: the smaller CSPLADE weight, then the larger RRF k); --check sets
-are scored on the same grid and only reported. Both runs are searched once per topic set (runs and CSPLADE query
+are scored on the same grid and only reported. With --write-card the chosen setting also goes into the encoder's
+card as its `hybrid` (what `search --bm25-index` uses by default); `--record GRID.json` does only that, from a grid
+written before. Both runs are searched once per topic set (runs and CSPLADE query
 vectors cached in --cache-dir, default runs/fusion/OUTPUT_STEM, outside git) and fused in Python
 (csplade_pyserini.fuse). Prints a table; writes the JSON.
 """
@@ -34,11 +36,34 @@ WEIGHTS = [round(0.1 * i, 1) for i in range(0, 11)]  # CSPLADE's weight; BM25 ge
 RRF_KS = [10, 20, 60, 100]
 
 
+def record_hybrid(grid_path: Path) -> Path:
+    """Write a grid's chosen setting into its encoder's card (``hybrid``, with ``chosen_on`` the grid's path
+    relative to the repository); returns the card's directory."""
+    import dataclasses
+
+    from csplade_pyserini.encoder import resolve_card
+
+    grid = json.loads(Path(grid_path).read_text())
+    card = resolve_card(grid["encoder"])
+    chosen = {k: grid["chosen"][k] for k in ("method", "weights", "rrf_k") if k in grid["chosen"]}
+    where = Path(grid_path).resolve()
+    chosen["chosen_on"] = str(where.relative_to(REPO_DIR) if where.is_relative_to(REPO_DIR) else where)
+    directory = Path(card.path).parent if Path(card.path).is_file() else Path(card.path)
+    dataclasses.replace(card, hybrid=chosen).save(directory)
+    print(f"[tune-fusion] {card.name}: hybrid {chosen} -> {directory}", file=sys.stderr)
+    return directory
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    if "--record" in sys.argv:  # only write a grid's choice into its card
+        ap.add_argument("--record", required=True, metavar="GRID_JSON")
+        record_hybrid(Path(ap.parse_args().record))
+        return
     ap.add_argument("--csplade-index", required=True)
     ap.add_argument("--bm25-index", required=True)
     ap.add_argument("--encoder", required=True)
+    ap.add_argument("--write-card", action="store_true", help="also write the chosen setting into the encoder's card")
     ap.add_argument("--tune", nargs=2, metavar=("TOPICS", "QRELS"), required=True)
     ap.add_argument("--check", nargs=2, metavar=("TOPICS", "QRELS"), action="append", default=[])
     ap.add_argument("--weights", nargs="+", type=float, default=WEIGHTS)
@@ -90,6 +115,8 @@ def main():
               "machine": machine_summary(), "command": "python " + " ".join(sys.argv)}
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"\nchosen on {a.tune[0]}: {label(best)} (nDCG@10 {best['ndcg@10']:.4f}) -> {out}")
+    if a.write_card:
+        record_hybrid(out)
 
 
 if __name__ == "__main__":
