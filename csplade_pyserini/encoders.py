@@ -78,9 +78,15 @@ class CspladeQueryEncoder(QueryEncoder):
         self.has_model = True
         return self._encoder
 
-    def use_index(self, index) -> None:
+    def use_index(self, index, check: bool = True) -> None:
         """Encode queries for this index: a lexical query side with a df curve (``query_df_curve``) reads document
-        frequencies from it; any other encoder ignores it. Applied when the encoder loads (or now, if loaded)."""
+        frequencies from it; any other encoder ignores it. Applied when the encoder loads (or now, if loaded).
+        With ``check``, an index that records the encoder of its passages (built by our index CLI) must hold
+        passages this card weighs alike, else a UsageError names the settings that differ (search's check)."""
+        if check:
+            from .search import check_index_encoder
+
+            check_index_encoder(index, self._encoder.card if self._encoder is not None else self._load_args["encoder"])
         self._index = str(index)
         if self._encoder is not None and self._encoder.use_index(self._index) and not self.has_encoded_query:
             self.cache.clear()  # queries encoded so far used other document frequencies

@@ -64,8 +64,11 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         check_index_encoder(index, encoder, card_overrides)
     qenc = query_encoder or CspladeQueryEncoder(encoder, device=device, batch_size=batch_size, compile=compile,
                                                  **card_overrides)
-    if hasattr(qenc, "use_index"):
-        qenc.use_index(index)  # a lexical query side with a df curve weighs tokens by this index's frequencies
+    # a lexical query side with a df curve weighs tokens by this index's frequencies
+    if isinstance(qenc, CspladeQueryEncoder):
+        qenc.use_index(index, check=False)  # checked above, or told not to
+    elif hasattr(qenc, "use_index"):
+        qenc.use_index(index)
     n_cached = qenc.load_cache(cache) if cache is not None and cache.exists() else 0
     texts = list(topics.values())
     t0 = time.time()

@@ -142,6 +142,13 @@ def test_index_records_its_encoder_and_search_checks_it(tmp_path, tiny_checkpoin
     with pytest.raises(UsageError, match=r"weighs passages differently \(input_bonus, logit_shift\)"):
         search_topics(tmp_path / "idx", topics, other, **kw)
     assert search_topics(tmp_path / "idx", topics, other, ignore_index_encoder=True, **kw)["q1"] is not None
+    # the Python route: CspladeQueryEncoder.use_index checks the same way (check=False skips it)
+    from csplade_pyserini.encoders import CspladeQueryEncoder
+
+    with pytest.raises(UsageError, match="logit_shift"):
+        CspladeQueryEncoder(other, device="cpu").use_index(tmp_path / "idx")
+    CspladeQueryEncoder(other, device="cpu").use_index(tmp_path / "idx", check=False)
+    CspladeQueryEncoder(str(tiny_checkpoint), device="cpu").use_index(tmp_path / "idx")
     # shards of two encoders are refused before indexing; a record that is not one is named
     encode_corpus(_corpus(tmp_path), tmp_path / "vec2", other, shard_id=1, shard_num=2, device="cpu", quiet=True)
     encode_corpus(_corpus(tmp_path), tmp_path / "vec2", str(tiny_checkpoint), shard_id=0, shard_num=2, device="cpu",
