@@ -148,6 +148,10 @@ class CspladeEncoder:
         """How many windows of max_length a text of this side is encoded in (the card's passage_windows; queries 1)."""
         return int(self.card.passage_windows) if side == "passage" else 1
 
+    def pool_lead(self, side: str) -> bool:
+        """Whether the position predicting the first text token is pooled (the card's query_pool_lead; queries only)."""
+        return side == "query" and bool(self.card.query_pool_lead)
+
     @torch.inference_mode()
     def encode_ids(self, texts: list[str], side: str = "passage", max_length: int | None = None,
                    batch_size: int | None = None, progress=None):
@@ -163,7 +167,8 @@ class CspladeEncoder:
         out = [None] * len(toks)
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            feats = self.model.features([toks[i] for i in idx], max_length, windows).to(self.model.device)
+            feats = self.model.features([toks[i] for i in idx], max_length, windows,
+                                        self.pool_lead(side)).to(self.model.device)
             weights = self.model(**feats.inputs())
             for i, vec in zip(idx, quantize(weights, self.card.quantization_scale, top_k)):
                 out[i] = vec
@@ -188,7 +193,7 @@ class CspladeEncoder:
         if side == "query" and self.lexical is not None:
             return self.lexical.explain(text, top)
         feats = self.model.features(self.model.token_lists([text], prefix), max_length,
-                                    self.windows(side)).to(self.model.device)
+                                    self.windows(side), self.pool_lead(side)).to(self.model.device)
         with torch.inference_mode():
             w = self.model(**feats.inputs())
         ids, ints = quantize(w, self.card.quantization_scale, top_k)[0]

@@ -77,6 +77,36 @@ def test_echo_pools_only_second_copy(lm, tokenizer):
     torch.testing.assert_close(w_echo, naive_sparse_pooling(logits, f.pool_mask, causal.allowed), rtol=1e-5, atol=1e-5)
 
 
+def test_pool_lead_adds_the_position_that_predicts_the_first_text_token(lm, tokenizer):
+    from tests.conftest import make_tokenizer
+
+    echo = _model(lm, tokenizer, "echo")
+    toks = echo.token_lists(["brain cancer risk"], "passage : ")
+    f0, f1 = echo.features(toks, 64), echo.features(toks, 64, pool_lead=True)
+    assert f0.lead_mask is None and torch.equal(f1.pool_mask, f0.pool_mask)  # the text's own positions: unchanged
+    n = (f1.input_ids.shape[1] - 1) // 2
+    assert f1.lead_mask[0].tolist() == [False] * (n + 2) + [True] + [False] * 3  # ':' of the second copy
+    causal = _model(lm, tokenizer, "causal")
+    assert causal.features(toks, 64, pool_lead=True).lead_mask[0].tolist() == [False, False, True, False, False, False]
+    # no prefix: BOS predicts the first token; no BOS either (causal): nothing before it to pool
+    assert causal.features(causal.token_lists(["brain"], ""), 64, pool_lead=True).lead_mask[0].tolist()[:2] == [True, False]
+    nobos = CspladeModel(lm, make_tokenizer(bos=False), "causal", chunk_tokens=5)
+    assert not nobos.features(nobos.token_lists(["brain cancer"], ""), 64, pool_lead=True).lead_mask.any()
+    # an extra pooled position can only raise a max (to float rounding), and it equals the naive max over both
+    with torch.no_grad():
+        w0, w1 = echo(**f0.inputs()), echo(**f1.inputs())
+        logits = echo.causal_lm(input_ids=f1.input_ids, attention_mask=f1.attention_mask, use_cache=False).logits
+    assert torch.all(w1 >= w0 - 1e-5) and torch.any(w1 > w0 + 1e-3)
+    torch.testing.assert_close(w1, naive_sparse_pooling(logits, f1.pool_mask | f1.lead_mask, echo.allowed),
+                               rtol=1e-5, atol=1e-5)
+    # the lead position's token (':') is not one of the text's own tokens: no input bonus for it
+    bonus = CspladeModel(lm, tokenizer, "echo", chunk_tokens=5, input_bonus=50.0).eval()
+    with torch.no_grad():
+        wb = bonus(**f1.inputs())
+    colon = f1.input_ids[0, f1.lead_mask[0]].item()
+    assert wb[0, colon] < 3 and all(wb[0, t] > 3.5 for t in f1.input_ids[0, f1.pool_mask[0]].tolist())  # log1p(50)
+
+
 def test_bi_lets_early_tokens_see_later_ones(lm, tokenizer):
     import copy
 
@@ -113,3 +143,21 @@ def test_lowercase_option_tokenizes_the_lowercased_text_only(lm, tokenizer):
     lower = CspladeModel(lm, tokenizer, "causal", lowercase=True)
     plain = CspladeModel(lm, tokenizer, "causal")
     assert lower.token_lists(["Brain CANCER"], "passage : ") == plain.token_lists(["brain cancer"], "passage : ")
+
+
+def test_query_pool_lead_card_setting_moves_queries_only(tiny_checkpoint):
+    from csplade_pyserini.encode import encoder_identity
+    from csplade_pyserini.encoder import CspladeEncoder, resolve_card
+    from csplade_pyserini.modeling.card import CardError, EncoderCard
+
+    card = resolve_card(str(tiny_checkpoint)).with_overrides(query_top_k=1024)  # no cut: compare every term
+    plain = CspladeEncoder.load(card, device="cpu")
+    lead = CspladeEncoder.load(card.with_overrides(query_pool_lead=True), device="cpu")
+    texts = ["brain cancer risk", "mice"]
+    assert lead.encode(texts, "passage") == plain.encode(texts, "passage")
+    q0, q1 = plain.encode(texts, "query"), lead.encode(texts, "query")
+    assert q0 != q1 and all(q1[i].get(t, 0) >= v - 1 for i in range(2) for t, v in q0[i].items())  # a max, raised
+    assert card.with_overrides(query_pool_lead=True).passage_side() == card.passage_side()  # searches the same index
+    assert encoder_identity(card.with_overrides(query_pool_lead=False)) == encoder_identity(card)
+    with pytest.raises(CardError, match="query_pool_lead"):
+        EncoderCard(name="x", query_pool_lead="yes")

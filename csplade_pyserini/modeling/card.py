@@ -64,6 +64,9 @@ class EncoderCard:
     # x = log(1 + df) / log(1 + documents) from 0 to 1, "reference_df": safetensors file (key "query_df", [vocab])
     # of the corpus it was fitted on, used where no index is given, "reference_documents": that corpus's size}
     query_df_curve: dict | None = None
+    # model-encoded queries: also pool the position whose logits predict the query's first token (the prefix's last;
+    # CspladeModel.features pool_lead), which the text's own positions miss; passages are unaffected
+    query_pool_lead: bool = False
     # the fusion with BM25 that `search --bm25-index` uses when not told otherwise: {"method": "interpolation",
     # "weights": [CSPLADE, BM25]} or {"method": "rrf", "rrf_k": k}, plus "chosen_on": where it was tuned (e.g. the
     # eval/fusion grid JSON); None = rrf, k 60. A search-time setting: it changes no vector
@@ -105,6 +108,8 @@ class EncoderCard:
                 raise CardError(f"{where}: {key} must be a finite number, got {getattr(self, key)!r}")
         if self.query_df_curve is not None:
             self._validate_df_curve(where)
+        if not isinstance(self.query_pool_lead, bool):
+            raise CardError(f"{where}: query_pool_lead must be true or false, got {self.query_pool_lead!r}")
         if self.hybrid is not None:
             self._validate_hybrid(where)
 

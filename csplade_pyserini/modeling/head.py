@@ -230,7 +230,7 @@ class SparsePooling(nn.Module):
 
     def forward(self, hidden, pool_mask, lm_head, allowed: torch.Tensor | None = None,
                 input_ids: torch.Tensor | None = None, groups: torch.Tensor | None = None,
-                n_groups: int | None = None) -> torch.Tensor:
+                n_groups: int | None = None, lead_mask: torch.Tensor | None = None) -> torch.Tensor:
         if groups is not None and n_groups is None:
             raise ValueError("groups need n_groups")
         counts = None
@@ -238,7 +238,8 @@ class SparsePooling(nn.Module):
             if input_ids is None:
                 raise ValueError("input_bonus / tf_bonus need the input_ids")
             counts = self.token_counts(input_ids, pool_mask, lm_head.weight.shape[0], groups, n_groups)
-        m = self.max_logits(hidden, pool_mask, lm_head, groups, n_groups)
+        m = self.max_logits(hidden, pool_mask if lead_mask is None else pool_mask | lead_mask.bool(), lm_head, groups,
+                            n_groups)  # lead positions join the max; own-token counts stay the text's
         w = torch.log1p(torch.relu(self.activations(m, counts)))
         # -inf rows (no pooled token) -> relu -> 0
         if allowed is not None:

@@ -32,17 +32,21 @@ class Features:
     # texts there are; None = one row per text
     groups: torch.Tensor | None = None
     n_texts: int | None = None
+    # features(..., pool_lead=True): positions pooled for the max besides pool_mask, not counted as own tokens
+    lead_mask: torch.Tensor | None = None
 
     def to(self, device):
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Features(self.input_ids.to(device), self.attention_mask.to(device), self.pool_mask.to(device),
-                        self.n_truncated, self.n_empty,
-                        None if self.groups is None else self.groups.to(device), self.n_texts)
+                        self.n_truncated, self.n_empty, move(self.groups), self.n_texts, move(self.lead_mask))
 
     def inputs(self) -> dict:
         """The model's keyword arguments: ``model(**features.inputs())``."""
         kw = dict(input_ids=self.input_ids, attention_mask=self.attention_mask, pool_mask=self.pool_mask)
         if self.groups is not None:
             kw.update(groups=self.groups, n_groups=self.n_texts)
+        if self.lead_mask is not None:
+            kw.update(lead_mask=self.lead_mask)
         return kw
 
 
@@ -160,8 +164,13 @@ class CspladeModel(nn.Module):
         """Token ids and a pool flag per token (True = a text token, not prefix or special), untruncated."""
         return token_lists(self.tokenizer, texts, prefix, self.lowercase, self.special_ids)
 
-    def features(self, token_lists, max_length: int, windows: int = 1) -> Features:
+    def features(self, token_lists, max_length: int, windows: int = 1, pool_lead: bool = False) -> Features:
         """Truncate, add BOS (if the tokenizer uses one), echo, right-pad.
+
+        The pool mask covers the text's own positions. A causal LM's logits at a position predict the *next*
+        token, so the position that predicts the first text token (the prefix's last, or BOS) is not among them:
+        ``pool_lead`` pools it too (in echo's second copy it has read the whole text; in the causal variant it has
+        read only the prefix).
 
         ``windows`` > 1: a text longer than ``max_length`` becomes up to that many rows, consecutive windows of its
         tokens (each with its own BOS, each echoed on its own), which ``forward`` max-pools back into one vector
@@ -172,7 +181,7 @@ class CspladeModel(nn.Module):
             raise ValueError(f"max_length {max_length} leaves no room for text")
         if windows < 1:
             raise ValueError(f"windows must be >= 1, got {windows}")
-        seqs, pools, groups, n_trunc, n_empty = [], [], [], 0, 0
+        seqs, pools, leads, groups, n_trunc, n_empty = [], [], [], [], 0, 0
         for t, (ids, flags) in enumerate(token_lists):
             if len(ids) > keep * windows:
                 n_trunc += 1
@@ -188,6 +197,8 @@ class CspladeModel(nn.Module):
                 else:
                     seqs.append(bos + w_ids)
                     pools.append(bos_flag + w_flags)
+                lead = len(pools[-1]) - len(w_flags) + w_flags.index(True) - 1 if True in w_flags else -1
+                leads.append(lead if pool_lead else -1)  # the position whose logits predict the first text token
                 groups.append(t)
         width = max(1, max(len(s) for s in seqs))
         pad = self.tokenizer.pad_token_id
@@ -198,8 +209,14 @@ class CspladeModel(nn.Module):
             input_ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
             attention[i, :len(s)] = 1
             pool[i, :len(p)] = torch.tensor(p, dtype=torch.bool)
+        lead_mask = None
+        if pool_lead:
+            lead_mask = torch.zeros_like(pool)
+            for i, j in enumerate(leads):
+                if j >= 0:
+                    lead_mask[i, j] = True
         if windows == 1:
-            return Features(input_ids, attention, pool, n_trunc, n_empty)
+            return Features(input_ids, attention, pool, n_trunc, n_empty, lead_mask=lead_mask)
         return Features(input_ids, attention, pool, n_trunc, n_empty, torch.tensor(groups, dtype=torch.long),
                         len(token_lists))
 
@@ -209,9 +226,9 @@ class CspladeModel(nn.Module):
             return self._compiled_body(input_ids, attention_mask)
         return self.decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
-    def forward(self, input_ids, attention_mask, pool_mask, groups=None, n_groups=None) -> torch.Tensor:
+    def forward(self, input_ids, attention_mask, pool_mask, groups=None, n_groups=None, lead_mask=None) -> torch.Tensor:
         """Float term weights [B, V]: log1p(relu(max over pooled positions of the LM-head logits)). With ``groups``
         (the text of each row, non-decreasing: ``features(..., windows=W)``) the max runs over all rows of a text,
-        and the result is [n_groups, V]."""
+        and the result is [n_groups, V]. ``lead_mask`` positions join the max but are not the text's own tokens."""
         hidden = self.hidden_states(input_ids, attention_mask)
-        return self.pooling(hidden, pool_mask, self.lm_head, self.allowed, input_ids, groups, n_groups)
+        return self.pooling(hidden, pool_mask, self.lm_head, self.allowed, input_ids, groups, n_groups, lead_mask)
