@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -422,15 +423,35 @@ def _impact_index(vectors: Path, index: Path, n_docs: int, threads) -> dict:
 
 
 def prune_vectors(src: Path, dst: Path, k: int) -> None:
-    """Keep each document's k highest-weight terms (ties: term order), as encoding with passage_top_k=k would."""
+    """Keep each document's k highest-weight terms (ties: term order), as encoding with passage_top_k=k would. A
+    shard with a manifest gets one beside the pruned shard (its counts, and the encoder with passage_top_k k), so
+    the index built from them records the encoder as well (index.shard_encoder)."""
+    from .writer import meta_dir
+
     tmp = dst.with_name(dst.name + ".partial")
     tmp.mkdir(parents=True, exist_ok=True)
+    manifests = []
     for f in sorted(src.glob("*.jsonl")):
+        n = 0
         with open(tmp / f.name, "w", encoding="utf-8") as out:
             for line in open(f, encoding="utf-8"):
                 d = json.loads(line)
                 d["vector"] = dict(sorted(d["vector"].items(), key=lambda kv: (-kv[1], kv[0]))[:k])
                 out.write(json.dumps(d, ensure_ascii=False) + "\n")
+                n += 1
+        m = meta_dir(src) / (f.name + ".json")
+        if m.exists():
+            info = json.loads(m.read_text())
+            keep = {key: info[key] for key in ("shard_id", "shard_num", "encoder", "encoder_identity",
+                                               "passage_weighting") if key in info}
+            if isinstance(keep.get("encoder"), dict):
+                keep["encoder"] = dict(keep["encoder"], passage_top_k=k)
+            manifests.append((f.name, {"docs_in": n, "docs_out": n, "pruned_from": str(src), "top_k": k, **keep}))
+    if manifests:
+        shutil.rmtree(meta_dir(dst), ignore_errors=True)
+        meta_dir(dst).mkdir(parents=True)
+        for name, info in manifests:
+            (meta_dir(dst) / (name + ".json")).write_text(json.dumps(info, indent=2) + "\n")
     tmp.rename(dst)
 
 

@@ -117,6 +117,20 @@ def test_prune_vectors_and_avg_terms(tmp_path):
     assert rows[0]["vector"] == {"w": 9, "y": 9} and rows[1]["vector"] == {"q": 3}
     assert avg_terms(src) == 2.5 and avg_terms(tmp_path / "p") == 1.5
 
+    # with a manifest (our encode's), the pruned shard gets one: its counts and the encoder, so the index records it
+    meta = tmp_path / "v.manifest"
+    meta.mkdir()
+    (meta / "embeddings.jsonl.json").write_text(json.dumps({
+        "docs_out": 2, "shard_num": 1, "encoder": {"name": "e", "passage_top_k": 256},
+        "passage_weighting": {"variant": "echo"}}))
+    prune_vectors(src, tmp_path / "p2", 2)
+    from csplade_pyserini.index import check_shards, shard_encoder
+
+    pruned = json.loads((tmp_path / "p2.manifest" / "embeddings.jsonl.json").read_text())
+    assert pruned["docs_out"] == 2 and pruned["top_k"] == 2 and pruned["encoder"]["passage_top_k"] == 2
+    assert check_shards(tmp_path / "p2") == 2
+    assert shard_encoder(tmp_path / "p2") == {"encoder": "e", "passage_weighting": {"variant": "echo"}}
+
 
 def _result(name, encoder, role, ndcg, index_bytes, sweep=(), card=None):
     return {"name": name, "kind": "shipped", "role": role, "setup": "toy", "collection": "scifact", "encoder": encoder,
