@@ -408,7 +408,7 @@ def calibrate(encoder: str | None, corpus: str, output: str, variant: str | None
                          "base_sha256": source.base_sha256 or weights_sha256(resolve_base(card.base_ref())),
                          "description": description,
                          "logit_shift": float(margin), "input_bonus": bonus, "tf_bonus": tf_bonus, "adapter": (chain if len(chain) > 1 else chain[0]) if chain else None,
-                         "training": record, "scores": {}})
+                         "training": record, "scores": {}, "hybrid": None})  # fusion weights are tuned per encoder
     new.save(tmp)
     (tmp / CALIBRATION_FILE).write_text(json.dumps({**record, "previous": None, "seconds": round(time.time() - t0, 1),
                                                     "mean_pooled_score": float(mu[allowed.bool()].mean())},

@@ -280,7 +280,7 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
              "query_tokens": len(cols), **record, "previous": card.training}
     new = card.with_overrides(query_encoder="lexical", query_weights=QUERY_WEIGHTS_FILE, query_df_curve=df_curve,
                               **files_copied)
-    new = type(card)(**{**new.to_dict(), "name": out.name, "training": stage, "scores": {},
+    new = type(card)(**{**new.to_dict(), "name": out.name, "training": stage, "scores": {}, "hybrid": None,
                         "description": f"{card.name}'s passages with an inference-free query side: each query token "
                                        f"weighted by a table {FITTED[mode]}, fitted on {len(qids)} training queries "
                                        f"against {len(dids):,} encoded passages (python -m "

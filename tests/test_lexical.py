@@ -1,4 +1,5 @@
 """Inference-free (lexical) queries: the head's own-token weights without a forward pass, card checks, the fit."""
+import dataclasses
 import json
 import math
 
@@ -161,6 +162,8 @@ def test_fit_query_weights_writes_a_complete_lexical_encoder(tmp_path, lm, token
     from csplade_pyserini.fit_query_weights import main
 
     src = _lexical_card(tmp_path, lm, tokenizer, dirname="src", query_encoder="model")
+    source = EncoderCard.load(src)
+    dataclasses.replace(source, hybrid={"method": "interpolation", "weights": [0.1, 0.9]}).save(src)
     enc = CspladeEncoder.load(str(src), device="cpu")
     texts = {"d1": "microwave radiation causes brain cancer", "d2": "cells and mice", "d3": "protein gene genes",
              "d4": "phone phones radiation", "d5": "human study results"}
@@ -181,6 +184,7 @@ def test_fit_query_weights_writes_a_complete_lexical_encoder(tmp_path, lm, token
     card = EncoderCard.load(out)
     assert card.query_encoder == "lexical" and card.query_weights == "query_weights.safetensors"
     assert card.passage_side() == EncoderCard.load(src).passage_side()  # it searches the source's index
+    assert card.hybrid is None  # the source's fusion weights were tuned for its own queries, not these
     assert card.load_query_weights().shape == (lm.config.vocab_size,)
     fit = json.loads((out / "fit.json").read_text())
     assert fit["queries"] == 6 and fit["passages"] == 5 and fit["command"].startswith(

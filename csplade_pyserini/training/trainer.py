@@ -298,7 +298,7 @@ class Trainer:
             card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
                                   "base_model": "model", "adapter": None, "base_sha256": None,
                                   "term_bias": self.write_term_bias(enc_dir),
-                                  "training": self.training_record()})
+                                  "training": self.training_record(), "hybrid": None})
             card.save(enc_dir)
             return enc_dir
         name = f"stage{len(self.card.adapter_paths()) + 1}"
@@ -316,7 +316,7 @@ class Trainer:
                               "adapter": chain if len(chain) > 1 else chain[0],
                               "term_bias": self.write_term_bias(enc_dir),
                               "base_sha256": weights_sha256(self.base_dir),
-                              "training": self.training_record()})
+                              "training": self.training_record(), "hybrid": None})  # tuned per encoder
         card.save(enc_dir)
         return enc_dir
 
