@@ -135,18 +135,17 @@ def _main(argv=None):
         rows[label] = evaluate(work / f"run.csplade-{tag}.txt", qrels)
         extra[label] = {"index_mib": idx_info["bytes"] / 2**20, "search_s": time.time() - t, "same_index": True}
     # The fusion with BM25 tuned for this card on training queries (its `hybrid`), as search --bm25-index runs it
-    hybrid = resolve_card(args.encoder).hybrid
-    if hybrid:
-        from .fuse import fuse, read_run
+    card = resolve_card(args.encoder)
+    if card.hybrid:
+        from .fuse import describe, fuse, read_run
         from .search import write_run
 
         t = time.time()
-        fused = fuse([read_run(work / "run.csplade.txt"), read_run(work / "run.bm25.txt")], hybrid["method"],
-                     hybrid.get("weights"), float(hybrid.get("rrf_k", 60)), hits=args.hits)
+        f = card.fusion()
+        fused = fuse([read_run(work / "run.csplade.txt"), read_run(work / "run.bm25.txt")], f["method"], f["weights"],
+                     f["rrf_k"], hits=args.hits)
         write_run(fused, work / "run.hybrid.txt", tag="csplade-fused")
-        how = ("/".join(f"{w:g}" for w in hybrid["weights"]) if hybrid["method"] == "interpolation"
-               else f"k {hybrid.get('rrf_k', 60):g}")
-        label = f"{name} + BM25 ({hybrid['method']} {how})"
+        label = f"{name} + BM25 ({describe(f['method'], f['weights'], f['rrf_k'])})"
         rows[label] = evaluate(work / "run.hybrid.txt", qrels)
         extra[label] = {"index_mib": (idx_info["bytes"] + bm25_info["bytes"]) / 2**20,
                         "search_s": csplade_s + bm25_s + time.time() - t}

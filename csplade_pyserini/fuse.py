@@ -21,6 +21,14 @@ from pathlib import Path
 from .cli import UsageError, run
 
 METHODS = ("rrf", "interpolation")
+RRF_K = 60.0  # rrf's constant when none is given (Cormack et al.; Pyserini's)
+
+
+def describe(method: str, weights: list[float] | None = None, rrf_k: float = RRF_K) -> str:
+    """A fusion setting in a few words, e.g. "interpolation 0.6/0.4" or "rrf k 60"."""
+    if method == "rrf":
+        return f"rrf k {rrf_k:g}"
+    return f"{method} " + "/".join(f"{w:g}" for w in (weights or [1.0, 1.0]))
 
 
 def read_run(path) -> dict[str, list[tuple[str, float]]]:
@@ -55,7 +63,7 @@ def _ranked(scores: dict[str, float], hits: int | None = None) -> list[tuple[str
     return sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:hits]
 
 
-def rrf(runs: list[dict], rrf_k: float = 60.0, depth: int = 1000, hits: int = 1000) -> dict:
+def rrf(runs: list[dict], rrf_k: float = RRF_K, depth: int = 1000, hits: int = 1000) -> dict:
     """Reciprocal rank fusion: score(d) = sum over runs of 1 / (rrf_k + rank of d in that run)."""
     if rrf_k < 0:
         raise UsageError(f"rrf_k must be >= 0, got {rrf_k}")
@@ -94,7 +102,7 @@ def _qids(runs: list[dict]) -> list[str]:
     return list(dict.fromkeys(q for r in runs for q in r))
 
 
-def fuse(runs: list[dict], method: str = "rrf", weights: list[float] | None = None, rrf_k: float = 60.0,
+def fuse(runs: list[dict], method: str = "rrf", weights: list[float] | None = None, rrf_k: float = RRF_K,
          depth: int = 1000, hits: int = 1000) -> dict:
     if len(runs) < 2:
         raise UsageError(f"fusion needs at least two runs, got {len(runs)}")
@@ -115,7 +123,7 @@ def build_parser():
     p.add_argument("--method", choices=METHODS, default="rrf", help="fusion method (default: rrf)")
     p.add_argument("--weights", nargs="+", type=float, default=None,
                    help="interpolation: one weight per run (default: equal weights)")
-    p.add_argument("--rrf-k", type=float, default=60.0, help="rrf: the constant k (default: 60)")
+    p.add_argument("--rrf-k", type=float, default=RRF_K, help=f"rrf: the constant k (default: {RRF_K:g})")
     p.add_argument("--depth", type=int, default=1000, help="hits read from each run per query (default: 1000)")
     p.add_argument("--hits", type=int, default=1000, help="hits written per query (default: 1000)")
     p.add_argument("--run-tag", default="csplade-fused", help="tag in the last column of the fused run")

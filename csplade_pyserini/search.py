@@ -49,7 +49,7 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     check_index(index)
     depth = hits
     if bm25_index is not None:
-        from .fuse import fuse
+        from .fuse import describe, fuse
 
         check_index(bm25_index, "--bm25-index")
         fusion, fusion_weights, rrf_k, from_card = _fusion_settings(encoder, fusion, fusion_weights, rrf_k)
@@ -94,17 +94,14 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     fused = ""
     if bm25_index is not None:
         from .bm25 import bm25_results
-        from .fuse import fuse
 
         t2 = time.time()
         bm25 = bm25_results(bm25_index, topics, depth + (1 if remove_query else 0), threads)
         bm25 = {q: _cut(got, q, remove_query, depth) for q, got in bm25.items()}
-        results = fuse([results, bm25], fusion, fusion_weights, rrf_k, fusion_depth, hits)
-        results.update({q: [] for q in qids if q not in results})  # a topic neither run found: no hits, still there
-        results = {q: results[q] for q in qids}
-        w = (f" k {rrf_k:g}" if fusion == "rrf" else " " + "/".join(f"{x:g}" for x in (fusion_weights or [1.0, 1.0])))
+        both = fuse([results, bm25], fusion, fusion_weights, rrf_k, fusion_depth, hits)
+        results = {q: both.get(q, []) for q in qids}  # a topic neither run found: no hits, still there
         source = ", from the card" if from_card else ""
-        fused = f", BM25 + fusion ({fusion}{w}{source}) {time.time() - t2:.1f} s"
+        fused = f", BM25 + fusion ({describe(fusion, fusion_weights, rrf_k)}{source}) {time.time() - t2:.1f} s"
     if output:
         write_run(results, output, output_format, run_tag or ("csplade-fused" if bm25_index else "csplade"))
     if not quiet:
@@ -113,24 +110,33 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     return results
 
 
-def _fusion_settings(encoder, fusion, weights, rrf_k):
-    """(method, weights, rrf_k, whether the card's hybrid supplied any of them): what is given, the rest from the
-    card's hybrid (EncoderCard.fusion; a method given that is not the card's takes none of its numbers)."""
+def _card_of(encoder):
+    """The encoder's card, or None when the name resolves to nothing (queries all from --encoded-queries need no
+    encoder; where one is needed, loading it reports the name)."""
     from .encoder import EncoderNotFoundError, resolve_card
     from .modeling.card import EncoderCard
 
     try:
-        card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
-    except EncoderNotFoundError:  # queries all from the cache: no card to read
-        card = EncoderCard(name="none")
-    own = card.fusion()
-    method = fusion or ("interpolation" if weights is not None else own["method"])
+        return encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
+    except EncoderNotFoundError:
+        return None
+
+
+def _fusion_settings(encoder, fusion, weights, rrf_k):
+    """(method, weights, rrf_k, whether the card's hybrid supplied any of them): what is given, the rest from the
+    card's hybrid (EncoderCard.fusion; a method given that is not the card's takes none of its numbers)."""
+    from .fuse import RRF_K
+
+    card = _card_of(encoder)
+    own = card.fusion() if card is not None and card.hybrid is not None else None
+    method = fusion or ("interpolation" if weights is not None else own["method"] if own else "rrf")
     from_card = False
-    if method == own["method"] and card.hybrid is not None:
-        from_card = fusion is None or (weights is None and method == "interpolation") or (rrf_k is None and method == "rrf")
-        weights = weights if weights is not None else own["weights"]
-        rrf_k = rrf_k if rrf_k is not None else own["rrf_k"]
-    return method, weights, 60.0 if rrf_k is None else float(rrf_k), from_card
+    if own is not None and method == own["method"]:
+        if method == "interpolation" and weights is None:
+            weights, from_card = own["weights"], True
+        if method == "rrf" and rrf_k is None:
+            rrf_k, from_card = own["rrf_k"], True
+    return method, weights, RRF_K if rrf_k is None else float(rrf_k), from_card
 
 
 def _cut(got: list, qid: str, remove_query: bool, hits: int) -> list:
@@ -142,18 +148,12 @@ def _cut(got: list, qid: str, remove_query: bool, hits: int) -> list:
 def check_index_encoder(index, encoder, card_overrides=None) -> None:
     """UsageError when the index records passages of an encoder whose passage weighting differs from this card's
     (index.index_encoder; an index that records none is not checked)."""
-    from .encoder import EncoderNotFoundError, resolve_card
     from .index import ENCODER_FILE, index_encoder
 
     built = index_encoder(index)
-    if built is None:
+    card = _card_of(encoder) if built is not None else None
+    if card is None:
         return
-    from .modeling.card import EncoderCard
-
-    try:
-        card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
-    except EncoderNotFoundError:
-        return  # queries all from --encoded-queries need no encoder; otherwise loading it reports the name
     card = card.with_overrides(**(card_overrides or {}))
     mine, theirs = card.passage_weighting(), built["passage_weighting"]
     differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))

@@ -133,8 +133,10 @@ class EncoderCard:
 
     def fusion(self) -> dict:
         """The fusion `search --bm25-index` uses by default: {"method", "weights" (or None), "rrf_k"}."""
+        from ..fuse import RRF_K
+
         h = self.hybrid or {"method": "rrf"}
-        return {"method": h["method"], "weights": h.get("weights"), "rrf_k": float(h.get("rrf_k", 60))}
+        return {"method": h["method"], "weights": h.get("weights"), "rrf_k": float(h.get("rrf_k", RRF_K))}
 
     def _validate_df_curve(self, where: str):
         c = self.query_df_curve
