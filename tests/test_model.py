@@ -90,6 +90,9 @@ def test_pool_lead_adds_the_position_that_predicts_the_first_text_token(lm, toke
     assert causal.features(toks, 64, pool_lead=True).lead_mask[0].tolist() == [False, False, True, False, False, False]
     # no prefix: BOS predicts the first token; no BOS either (causal): nothing before it to pool
     assert causal.features(causal.token_lists(["brain"], ""), 64, pool_lead=True).lead_mask[0].tolist()[:2] == [True, False]
+    # with windows, each window's lead position (every window has its own BOS and prefix-free text)
+    fw = echo.features(echo.token_lists(["brain cancer risk of mice"], ""), 4, windows=2, pool_lead=True)
+    assert fw.lead_mask is not None and fw.lead_mask.sum(1).tolist() == [1, 1]
     nobos = CspladeModel(lm, make_tokenizer(bos=False), "causal", chunk_tokens=5)
     assert not nobos.features(nobos.token_lists(["brain cancer"], ""), 64, pool_lead=True).lead_mask.any()
     # an extra pooled position can only raise a max (to float rounding), and it equals the naive max over both

@@ -197,28 +197,25 @@ class CspladeModel(nn.Module):
                 else:
                     seqs.append(bos + w_ids)
                     pools.append(bos_flag + w_flags)
-                lead = len(pools[-1]) - len(w_flags) + w_flags.index(True) - 1 if True in w_flags else -1
-                leads.append(lead if pool_lead else -1)  # the position whose logits predict the first text token
+                if pool_lead:  # the position whose logits predict the first text token (-1: none)
+                    leads.append(len(pools[-1]) - len(w_flags) + w_flags.index(True) - 1 if True in w_flags else -1)
                 groups.append(t)
         width = max(1, max(len(s) for s in seqs))
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
         attention = torch.zeros((len(seqs), width), dtype=torch.long)
         pool = torch.zeros((len(seqs), width), dtype=torch.bool)
+        lead_mask = torch.zeros_like(pool) if pool_lead else None
         for i, (s, p) in enumerate(zip(seqs, pools)):
             input_ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
             attention[i, :len(s)] = 1
             pool[i, :len(p)] = torch.tensor(p, dtype=torch.bool)
-        lead_mask = None
-        if pool_lead:
-            lead_mask = torch.zeros_like(pool)
-            for i, j in enumerate(leads):
-                if j >= 0:
-                    lead_mask[i, j] = True
+            if pool_lead and leads[i] >= 0:
+                lead_mask[i, leads[i]] = True
         if windows == 1:
             return Features(input_ids, attention, pool, n_trunc, n_empty, lead_mask=lead_mask)
         return Features(input_ids, attention, pool, n_trunc, n_empty, torch.tensor(groups, dtype=torch.long),
-                        len(token_lists))
+                        len(token_lists), lead_mask)
 
     # -- forward ------------------------------------------------------------------------------------------
     def hidden_states(self, input_ids, attention_mask):
