@@ -5,15 +5,13 @@ import json
 import time
 from pathlib import Path
 
-from .corpus import doc_id, record_text
+from .corpus import corpus_files, doc_id, record_text
 
 
 def bm25_collection(corpus: Path, out_dir: Path) -> tuple[int, int]:
     """The corpus (a JSONL file or a directory of them; {id|_id|docid, title and text | contents}) as an Anserini
     JsonCollection ({"id", "contents"}: title and text joined as the encoder joins them). Returns (documents, empty
     ones): Anserini indexes no empty document."""
-    from .corpus import corpus_files
-
     out_dir.mkdir(parents=True, exist_ok=True)
     n = empty = 0
     with open(out_dir / "docs.jsonl", "w", encoding="utf-8") as fh:

@@ -50,15 +50,12 @@ def mine(corpus, topics, qrels, output, depth=30, threads=2, index=None, encoder
     jvm.bootstrap()
     with tempfile.TemporaryDirectory() as tmp:
         if index is None:
-            from .bm25 import bm25_collection
-            from .index import build_bm25_index
-            from pyserini.search.lucene import LuceneSearcher
+            from .bm25 import bm25_results
+            from .index import build_bm25_index_from_corpus
 
-            bm25_collection(Path(corpus), Path(tmp) / "coll")
-            build_bm25_index(Path(tmp) / "coll", Path(tmp) / "idx", threads, quiet=True)
-            searcher = LuceneSearcher(str(Path(tmp) / "idx"))
-            res = searcher.batch_search([topics[q] for q in qids], qids, k=depth + 20, threads=threads)
-            ranked = {q: [h.docid for h in res.get(q, [])] for q in qids}
+            build_bm25_index_from_corpus(corpus, Path(tmp) / "idx", threads, quiet=True)
+            hits = bm25_results(Path(tmp) / "idx", {q: topics[q] for q in qids}, depth + 20, threads)
+            ranked = {q: [d for d, _ in got] for q, got in hits.items()}
         else:
             from .search import search_topics
 
