@@ -96,14 +96,18 @@ def _trec_eval(run_file: Path, qrels_file: Path, metrics, per_query: bool = Fals
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         trec_eval(["trec_eval", "-c", *(["-q"] if per_query else []), *flags, str(qrels_file), str(run_file)])
+    wanted = {METRICS[m][1] for m in metrics}
+    printed: dict[str, dict[str, float]] = {}  # measure -> {qid or "all": value}, the output read once
+    for line in buf.getvalue().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in wanted:
+            printed.setdefault(parts[0], {})[parts[1]] = float(parts[2])
     out = {}
     for m in metrics:
         name = METRICS[m][1]
-        values = {line.split()[1]: float(line.split()[2]) for line in buf.getvalue().splitlines()
-                  if len(line.split()) == 3 and line.split()[0] == name}
-        if "all" not in values:
+        if "all" not in printed.get(name, {}):
             raise RuntimeError(f"trec_eval printed no {name} for {run_file}: {buf.getvalue()[-300:]!r}")
-        out[m] = values
+        out[m] = printed[name]
     return out
 
 
