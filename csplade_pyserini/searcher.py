@@ -1,0 +1,72 @@
+"""CspladeSearcher: one query in, ranked hits out, for serving an impact index (alone or fused with BM25).
+
+    from csplade_pyserini.searcher import CspladeSearcher
+    searcher = CspladeSearcher("runs/scifact/index")                       # the default encoder's query side
+    searcher.search("does radiation cause cancer?", k=10)                  # [Hit(docid, score), ...]
+    hybrid = CspladeSearcher("runs/scifact/index", bm25_index="runs/scifact/bm25-index")  # the card's fusion
+    hybrid.search("does radiation cause cancer?", k=10)
+
+The same rankings as ``python -m csplade_pyserini.search`` (Pyserini's LuceneImpactSearcher, and with a BM25 index
+its LuceneSearcher and ``fuse``), hit for hit, through ``lucene_direct.DirectSearcher``, which does not read every
+hit's stored document. The query side (lexical or model) is the card's; an index that records its passages'
+encoder is checked against it (``check=False`` skips that).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .cli import UsageError
+
+
+class Hit(NamedTuple):
+    docid: str
+    score: float
+
+
+class CspladeSearcher:
+    """Search ``index`` (an impact index of the card's passages) with ``encoder``'s query side; with
+    ``bm25_index``, fuse each query's top ``fusion_depth`` from both (settings not given: the card's ``hybrid``,
+    else rrf with k 60, as the search CLI does)."""
+
+    def __init__(self, index, encoder=None, bm25_index=None, fusion: str | None = None,
+                 fusion_weights: list[float] | None = None, rrf_k: float | None = None, fusion_depth: int = 1000,
+                 device: str = "cpu", compile: bool = False, check: bool = True, **card_overrides):
+        from .encoder import DEFAULT_ENCODER
+        from .encoders import CspladeQueryEncoder
+        from .lucene_direct import DirectSearcher
+
+        encoder = encoder or DEFAULT_ENCODER
+        self.query_encoder = CspladeQueryEncoder(encoder, device=device, compile=compile, **card_overrides)
+        self.query_encoder.use_index(index, check=check)
+        self.fusion = None
+        if bm25_index is not None:
+            from .fuse import fuse
+            from .search import _fusion_settings
+
+            method, weights, k, _ = _fusion_settings(encoder, fusion, fusion_weights, rrf_k)
+            if method == "rrf" and weights is not None:
+                raise UsageError("fusion_weights are interpolation's: pass fusion='interpolation' (rrf takes none)")
+            fuse([{}, {}], method, weights, k, fusion_depth, 1)  # bad settings fail here, not at the first query
+            self.fusion = {"method": method, "weights": weights, "rrf_k": k, "depth": fusion_depth}
+        self._impact = DirectSearcher(index, "impact")
+        self._bm25 = DirectSearcher(bm25_index, "bm25") if bm25_index is not None else None
+
+    def encode(self, text: str) -> dict[str, int]:
+        """The query vector {term: int} (not cached: a server sees each text once)."""
+        return self.query_encoder.encoder.encode([text], "query")[0]
+
+    def search(self, text: str, k: int = 10) -> list[Hit]:
+        """The top ``k`` hits for one query, best first."""
+        if self._bm25 is None:
+            return [Hit(*h) for h in self._impact.search(self.encode(text), k)]
+        from .fuse import fuse
+
+        f = self.fusion
+        depth = max(k, f["depth"])
+        runs = [{"q": self._impact.search(self.encode(text), depth)}, {"q": self._bm25.search(text, depth)}]
+        return [Hit(*h) for h in fuse(runs, f["method"], f["weights"], f["rrf_k"], f["depth"], k).get("q", [])]
+
+    def close(self) -> None:
+        self._impact.close()
+        if self._bm25 is not None:
+            self._bm25.close()
