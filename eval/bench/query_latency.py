@@ -7,7 +7,9 @@ BM25 LuceneSearcher.search(k=1000); with --compile, also a torch.compile'd copy 
 same loop; with --lexical CARD, also that card's inference-free queries (no model call) on the same index; with
 --hybrid W_CSPLADE W_BM25 (and --lexical), also the hybrid as `search --bm25-index` runs it, timed as one sequence
 per query: lexical encode, impact search, BM25 search, interpolation of the two top --hits (fuse.interpolation).
-Reports p50/p90/p99 of each part, and batch throughput (encode_batch + batch_search). Prints a table and writes
+With --direct, the same loop also times searcher.CspladeSearcher (lucene_direct: Lucene's top k without reading each
+hit's stored document) for the model's queries, the --lexical card's and its --hybrid, and DirectSearcher's BM25,
+and counts the queries whose ranking equals Pyserini's (ids and scores). Reports p50/p90/p99 of each part, and batch throughput (encode_batch + batch_search). Prints a table and writes
 eval/bench/query_latency.json.
 """
 from __future__ import annotations
@@ -49,6 +51,9 @@ def main():
     p.add_argument("--hybrid", type=float, nargs=2, default=None, metavar=("W_CSPLADE", "W_BM25"),
                    help="also time the --lexical card's hybrid with BM25 (interpolation with these weights), one "
                         "sequence per query")
+    p.add_argument("--direct", action="store_true",
+                   help="also time searcher.CspladeSearcher / lucene_direct.DirectSearcher beside Pyserini's searchers "
+                        "in the same loop, and check their rankings equal Pyserini's")
     p.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     a = p.parse_args()
     if a.hybrid and not a.lexical:
@@ -95,6 +100,21 @@ def main():
         lqenc = CspladeQueryEncoder(encoder=lexical)
         lsearcher = LuceneImpactSearcher(a.index, lqenc, min_idf=-1)
         lexical.encode(texts[:2], "query"), lsearcher.search(texts[0], k=a.hits)  # warm-up
+    direct = None
+    if a.direct:  # the serving path, beside Pyserini's, same queries in the same loop
+        from csplade_pyserini.lucene_direct import DirectSearcher
+        from csplade_pyserini.searcher import CspladeSearcher
+
+        direct = {"csplade": CspladeSearcher(a.index, a.encoder), "bm25": DirectSearcher(a.bm25_index, "bm25")}
+        if lexical is not None:
+            direct["lexical"] = CspladeSearcher(a.index, a.lexical)
+        if a.hybrid:
+            direct["hybrid"] = CspladeSearcher(a.index, a.lexical, bm25_index=a.bm25_index, fusion="interpolation",
+                                               fusion_weights=list(a.hybrid), fusion_depth=a.hits)
+        for name, s in direct.items():  # warm-up
+            s.search(texts[0], a.hits)
+        t_direct = {name: [] for name in direct}
+        same = {name: 0 for name in direct}
     t_enc, t_search, t_total, t_bm25, t_cenc, t_ctotal = [], [], [], [], [], []
     t_lenc, t_lsearch, t_ltotal, t_hybrid, t_fuse = [], [], [], [], []
     from csplade_pyserini.fuse import interpolation
@@ -104,9 +124,9 @@ def main():
         vec = enc.encode([q], "query")[0]
         t1 = time.perf_counter()
         qenc.cache = {q: vec}
-        searcher.search(q, k=a.hits)
+        pys_impact = searcher.search(q, k=a.hits)
         t2 = time.perf_counter()
-        bm25.search(q, k=a.hits)
+        pys_bm25 = bm25.search(q, k=a.hits)
         t3 = time.perf_counter()
         t_enc.append(t1 - t0), t_search.append(t2 - t1), t_total.append(t2 - t0), t_bm25.append(t3 - t2)
         if lexical is not None:
@@ -114,7 +134,7 @@ def main():
             lvec = lexical.encode([q], "query")[0]
             t6 = time.perf_counter()
             lqenc.cache = {q: lvec}
-            lsearcher.search(q, k=a.hits)
+            pys_lexical = lsearcher.search(q, k=a.hits)
             t7 = time.perf_counter()
             t_lenc.append(t6 - t5), t_lsearch.append(t7 - t6), t_ltotal.append(t7 - t5)
         if a.hybrid:
@@ -123,9 +143,20 @@ def main():
             h1 = [(h.docid, h.score) for h in lsearcher.search(q, k=a.hits)]
             h2 = [(h.docid, h.score) for h in bm25.search(q, k=a.hits)]
             t9 = time.perf_counter()
-            interpolation([{q: h1}, {q: h2}], a.hybrid, a.hits, a.hits)
+            pys_hybrid = interpolation([{q: h1}, {q: h2}], a.hybrid, a.hits, a.hits).get(q, [])
             t10 = time.perf_counter()
             t_hybrid.append(t10 - t8), t_fuse.append(t10 - t9)
+        if direct is not None:
+            pys = {"csplade": [(h.docid, h.score) for h in pys_impact], "bm25": [(h.docid, h.score) for h in pys_bm25]}
+            if lexical is not None:
+                pys["lexical"] = [(h.docid, h.score) for h in pys_lexical]
+            if a.hybrid:
+                pys["hybrid"] = pys_hybrid
+            for name, s in direct.items():
+                t11 = time.perf_counter()
+                hits = s.search(q, a.hits)
+                t_direct[name].append(time.perf_counter() - t11)
+                same[name] += [tuple(h) for h in hits] == [tuple(h) for h in pys[name]]
         if compiled is not None:
             t4 = time.perf_counter()
             cvec = compiled.encode([q], "query")[0]
@@ -158,6 +189,8 @@ def main():
         parts[-1:-1] = [("lexical encode", t_lenc), ("lexical search", t_lsearch), ("lexical total", t_ltotal)]
     if a.hybrid:
         parts[-1:-1] = [("hybrid fusion", t_fuse), ("hybrid total", t_hybrid)]
+    if direct is not None:
+        parts += [(f"direct {name}", t_direct[name]) for name in direct]
     rows = {name: {f"p{q}_ms": 1000 * pct(xs, q) for q in (50, 90, 99)} for name, xs in parts}
     machine = machine_summary()
     print(f"{a.encoder} ({enc.card.dtype}) on {machine}")
@@ -183,6 +216,14 @@ def main():
         out["hybrid"] = {"weights": a.hybrid, "p50_ratio": rows["hybrid total"]["p50_ms"] / rows["bm25 total"]["p50_ms"]}
         print(f"hybrid ({a.lexical} + BM25, interpolation {a.hybrid[0]:g}/{a.hybrid[1]:g}): p50 ratio "
               f"{out['hybrid']['p50_ratio']:.2f}x BM25")
+    if direct is not None:
+        base = rows["bm25 total"]["p50_ms"]
+        out["direct"] = {"p50_ratio_to_pyserini_bm25": {name: rows[f"direct {name}"]["p50_ms"] / base for name in direct},
+                         "same_ranking_as_pyserini": same}
+        print("direct (CspladeSearcher / DirectSearcher) p50 / Pyserini BM25 p50: " + ", ".join(
+            f"{name} {r:.2f}x" for name, r in out["direct"]["p50_ratio_to_pyserini_bm25"].items()))
+        print("queries whose top " + str(a.hits) + " equals Pyserini's (ids and scores): " + ", ".join(
+            f"{name} {n}/{len(texts)}" for name, n in same.items()))
     if compiled is not None:
         out["compiled"] = {"warmup_s": warmup_s,
                            "p50_ratio": rows["compiled total"]["p50_ms"] / rows["bm25 total"]["p50_ms"],
