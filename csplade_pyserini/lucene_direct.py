@@ -90,6 +90,7 @@ class DirectSearcher:
         self._generator = autoclass("io.anserini.search.query.BagOfWordsQueryGenerator")()
         self._json = autoclass("com.fasterxml.jackson.databind.ObjectMapper")()
         self._map, self._float = autoclass("java.util.HashMap"), autoclass("java.lang.Float")
+        self._max_clauses = autoclass("org.apache.lucene.search.IndexSearcher").getMaxClauseCount()
 
     @property
     def num_docs(self) -> int:
@@ -105,6 +106,9 @@ class DirectSearcher:
                 raise UsageError(f"an impact index is searched with a {{term: weight}} vector, got {type(query).__name__}")
             if not query:
                 return []
+            if len(query) > self._max_clauses:
+                raise UsageError(f"the query vector has {len(query)} terms; Lucene takes at most {self._max_clauses} "
+                                 f"clauses per query: keep its {self._max_clauses} largest (a card's query top-k)")
             jq = self._map()
             for term, w in query.items():
                 jq.put(term, self._float(float(w)))
@@ -112,7 +116,15 @@ class DirectSearcher:
         else:
             if not isinstance(query, str):
                 raise UsageError(f"a BM25 index is searched with a string, got {type(query).__name__}")
-            q = self._generator.buildQuery("contents", self._analyzer, query)
+            from jnius import JavaException
+
+            try:
+                q = self._generator.buildQuery("contents", self._analyzer, query)
+            except JavaException as e:
+                if "TooManyClauses" not in str(e):
+                    raise
+                raise UsageError(f"the query text has more than {self._max_clauses} distinct terms, Lucene's limit "
+                                 f"per query: {query[:60]!r}...") from None
         return self._hits(self._searcher.search(q, k, self._sort, True))
 
     def _hits(self, top_docs) -> list[tuple[str, float]]:

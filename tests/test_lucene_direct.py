@@ -31,9 +31,10 @@ def _vectors(tmp_path, n=80, seed=3):
     docs = base + [dict(v) for v in base]  # every vector twice: equal scores, broken by docid
     ids = [f"doc{rng.randint(0, 10**6):07d}-{i}" for i in range(n)]
     (tmp_path / "vec").mkdir()
-    with open(tmp_path / "vec" / "part0.jsonl", "w") as f:
-        for i, v in zip(ids, docs):
-            f.write(json.dumps({"id": i, "contents": "", "vector": v}) + "\n")
+    for part in range(4):  # indexed by 4 threads: 4 segments, so the sort merges across segments
+        with open(tmp_path / "vec" / f"part{part}.jsonl", "w") as f:
+            for i, v in list(zip(ids, docs))[part::4]:
+                f.write(json.dumps({"id": i, "contents": "", "vector": v}) + "\n")
     return terms
 
 
@@ -44,7 +45,8 @@ def test_direct_impact_search_equals_pyserini(tmp_path):
     from pyserini.search.lucene import LuceneImpactSearcher
 
     terms = _vectors(tmp_path)
-    build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+    build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=4, quiet=True)
+    assert len(list((tmp_path / "idx").glob("*.si"))) > 1  # several segments
     rng = random.Random(0)
     queries = {f"q{i}": {t: rng.randint(1, 50) for t in rng.sample(terms, rng.randint(1, 5))} for i in range(25)}
     qenc = CspladeQueryEncoder("never-loaded")  # every query is in its cache
@@ -64,6 +66,8 @@ def test_direct_impact_search_equals_pyserini(tmp_path):
         direct.search(queries["q0"], 0)
     with pytest.raises(UsageError, match=r"\{term: weight\} vector"):
         direct.search("text", 10)
+    with pytest.raises(UsageError, match="1500 terms; Lucene takes at most 1024"):
+        direct.search({f"x{i}": 1 for i in range(1500)}, 10)
     with pytest.raises(UsageError, match="not a Lucene index"):
         DirectSearcher(tmp_path / "vec", "impact")
 
@@ -85,6 +89,8 @@ def test_direct_bm25_search_equals_pyserini(tmp_path):
             assert direct.search(q, k) == [(h.docid, h.score) for h in pyserini.search(q, k=k)], (q, k)
     with pytest.raises(UsageError, match="searched with a string"):
         direct.search({"brain": 1}, 10)
+    with pytest.raises(UsageError, match="more than 1024 distinct terms"):
+        direct.search(" ".join(f"w{i}x" for i in range(1100)), 10)
 
 
 def test_cspladesearcher_equals_the_search_cli(tmp_path, tiny_checkpoint):
