@@ -10,7 +10,8 @@ documents) and of the impact index's ~30 ms; a Java array of 1,000 objects costs
 and gets it back as one string (Lucene's ``TopDocs`` written by the Jackson in Anserini's jar): the docid is the
 sort value, so no document is read. Then it adjusts the scores as Anserini's ``ScoreTiesAdjusterReranker`` does
 (rounded to 4 decimals; a run of scores within 1e-4 of each other steps down by 1e-6 each, in float32), so the
-output equals Pyserini's hit for hit, score for score (tests/test_lucene_direct.py checks that on real indexes).
+output equals Pyserini's hit for hit, score for score (tests/test_lucene_direct.py checks it on small indexes
+full of ties; ``eval/bench/query_latency.py --direct`` counts equal rankings on a real one).
 It serves single queries (``searcher.CspladeSearcher``); runs over many topics keep Pyserini's multi-threaded
 ``batch_search``.
 """
@@ -20,7 +21,6 @@ import base64
 import json
 import math
 import struct
-from pathlib import Path
 
 from . import jvm
 from .cli import UsageError, check_index

@@ -52,10 +52,8 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         from .fuse import describe, fuse
 
         check_index(bm25_index, "--bm25-index")
-        fusion, fusion_weights, rrf_k, from_card = _fusion_settings(encoder, fusion, fusion_weights, rrf_k)
-        if fusion == "rrf" and fusion_weights is not None:
-            raise UsageError("--fusion-weights are interpolation's: pass --fusion interpolation (rrf takes none)")
-        fuse([{}, {}], fusion, fusion_weights, rrf_k, fusion_depth, hits)  # bad fusion settings fail before any work
+        fusion, fusion_weights, rrf_k, from_card = checked_fusion(encoder, fusion, fusion_weights, rrf_k,
+                                                                  fusion_depth, hits)
         depth = max(hits, fusion_depth)
     threads = threads or os.cpu_count() or 1
     cache = Path(encoded_queries) if encoded_queries else None
@@ -137,6 +135,19 @@ def _fusion_settings(encoder, fusion, weights, rrf_k):
         if method == "rrf" and rrf_k is None:
             rrf_k, from_card = own["rrf_k"], True
     return method, weights, RRF_K if rrf_k is None else float(rrf_k), from_card
+
+
+def checked_fusion(encoder, fusion, weights, rrf_k, depth: int, hits: int):
+    """_fusion_settings, checked before any work: weights given to rrf, an unknown method, a depth or hits < 1
+    are UsageErrors."""
+    from .fuse import fuse
+
+    method, weights, rrf_k, from_card = _fusion_settings(encoder, fusion, weights, rrf_k)
+    if method == "rrf" and weights is not None:
+        raise UsageError("fusion weights (--fusion-weights) are interpolation's: choose interpolation "
+                         "(--fusion interpolation); rrf takes none")
+    fuse([{}, {}], method, weights, rrf_k, depth, hits)
+    return method, weights, rrf_k, from_card
 
 
 def _cut(got: list, qid: str, remove_query: bool, hits: int) -> list:

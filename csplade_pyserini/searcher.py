@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .cli import UsageError
+from .fuse import fuse
 
 
 class Hit(NamedTuple):
@@ -39,14 +39,10 @@ class CspladeSearcher:
         self.query_encoder = CspladeQueryEncoder(encoder, device=device, compile=compile, **card_overrides)
         self.query_encoder.use_index(index, check=check)
         self.fusion = None
-        if bm25_index is not None:
-            from .fuse import fuse
-            from .search import _fusion_settings
+        if bm25_index is not None:  # bad settings fail here, not at the first query
+            from .search import checked_fusion
 
-            method, weights, k, _ = _fusion_settings(encoder, fusion, fusion_weights, rrf_k)
-            if method == "rrf" and weights is not None:
-                raise UsageError("fusion_weights are interpolation's: pass fusion='interpolation' (rrf takes none)")
-            fuse([{}, {}], method, weights, k, fusion_depth, 1)  # bad settings fail here, not at the first query
+            method, weights, k, _ = checked_fusion(encoder, fusion, fusion_weights, rrf_k, fusion_depth, 1)
             self.fusion = {"method": method, "weights": weights, "rrf_k": k, "depth": fusion_depth}
         self._impact = DirectSearcher(index, "impact")
         self._bm25 = DirectSearcher(bm25_index, "bm25") if bm25_index is not None else None
@@ -59,8 +55,6 @@ class CspladeSearcher:
         """The top ``k`` hits for one query, best first."""
         if self._bm25 is None:
             return [Hit(*h) for h in self._impact.search(self.encode(text), k)]
-        from .fuse import fuse
-
         f = self.fusion
         depth = max(k, f["depth"])
         runs = [{"q": self._impact.search(self.encode(text), depth)}, {"q": self._bm25.search(text, depth)}]

@@ -9,8 +9,8 @@ same loop; with --lexical CARD, also that card's inference-free queries (no mode
 per query: lexical encode, impact search, BM25 search, interpolation of the two top --hits (fuse.interpolation).
 With --direct, the same loop also times searcher.CspladeSearcher (lucene_direct: Lucene's top k without reading each
 hit's stored document) for the model's queries, the --lexical card's and its --hybrid, and DirectSearcher's BM25,
-and counts the queries whose ranking equals Pyserini's (ids and scores). Reports p50/p90/p99 of each part, and batch throughput (encode_batch + batch_search). Prints a table and writes
-eval/bench/query_latency.json.
+and counts the queries whose ranking equals Pyserini's (ids and scores). Reports p50/p90/p99 of each part, and
+batch throughput (encode_batch + batch_search). Prints a table and writes eval/bench/query_latency.json.
 """
 from __future__ import annotations
 
