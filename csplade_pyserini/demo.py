@@ -4,9 +4,10 @@ encode (CSPLADE) -> Lucene impact index -> search -> trec_eval, and BM25 (Pyseri
 queries in the same run; prints one table. It also searches the same index with the other query sides and prints
 those rows too: every other shipped lexical card (query_encoder lexical: no model call per query) that encodes
 passages as this encoder does (for the default, smollm2-135m-echo-corpusfit-lexqdf: -lexq, the table derived from the
-head, and -lexqfit, the table fitted against the whole SciFact corpus); for a lexical card, also the model's own
-queries; for a model card without such cards, the table derived from its head; for a card with a hybrid setting,
-its fusion with the BM25 run (as search --bm25-index fuses). The default takes about 20 minutes
+head, -lexqfit, the table fitted against the whole SciFact corpus, and -lexqdf-expand, the default's queries plus the
+model's expansion terms, which runs the model per query); for a lexical card, also the model's own queries; for a
+model card without such cards, the table derived from its head; for a card with a hybrid setting, its fusion with
+the BM25 run (as search --bm25-index fuses). The default takes about 20 minutes
 on 2 AVX2 CPU cores (nearly all of it encoding passages): SciFact test queries over
 a subset of its corpus (every judged document plus a seeded random sample of the others, --max-docs in all).
 --max-docs 0 uses the full corpus (about 2.5 hours on 2 AVX2 cores in float32; minutes on a GPU).
@@ -63,8 +64,8 @@ def other_query_side(encoder) -> str | None:
 def lexical_siblings(encoder) -> list[str]:
     """Shipped lexical cards (``query_encoder: lexical``) other than ``encoder`` that encode passages exactly as it
     does (``EncoderCard.passage_side``), so they search its index with their own query tables: e.g. for
-    ``echo-corpusfit`` (or any of them) its ``-lexq`` (derived table), ``-lexqdf`` (df curve + offsets) and ``-lexqfit``
-    (fitted table)."""
+    ``echo-corpusfit`` (or any of them) its ``-lexq`` (derived table), ``-lexqdf`` (df curve + offsets), ``-lexqfit``
+    (fitted table) and ``-lexqdf-expand`` (-lexqdf's table plus the model's expansions)."""
     from .encoder import resolve_card, shipped_cards
 
     card = resolve_card(encoder)
@@ -123,7 +124,8 @@ def _main(argv=None):
     }
     # The same index searched with other query sides (modeling/lexical.py): the shipped lexical cards that share
     # this encoder's passages, each with its own query table; else the card's own other side (derived table / model).
-    sides = [(f"CSPLADE {sib}, lexical queries", sib, {}, sib) for sib in lexical_siblings(args.encoder)]
+    sides = [(f"CSPLADE {sib}, lexical queries{' + model expansions' if resolve_card(sib).query_expansion else ''}",
+              sib, {}, sib) for sib in lexical_siblings(args.encoder)]
     other = other_query_side(args.encoder)
     if other == "model" or (other and not sides):  # a lexical card's model queries; else a derived table if no card
         sides.insert(0, (f"{name}, {other} queries", args.encoder, {"query_encoder": other}, other))

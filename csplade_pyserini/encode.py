@@ -68,7 +68,7 @@ def encoder_identity(encoder, card_overrides=None, max_length=None) -> str:
     d = {k: v for k, v in card.to_dict().items()
          if k not in ("scores", "description", "dtype", "training", "name", "hybrid")}  # hybrid: a search setting
     for key, default in (("passage_windows", 1), ("query_encoder", "model"), ("query_weights", None),
-                         ("query_df_curve", None), ("query_pool_lead", False)):
+                         ("query_df_curve", None), ("query_pool_lead", False), ("query_expansion", 0.0)):
         if key in d and d[key] == default:
             d.pop(key)  # the default: identities written before the setting existed stay valid
     h = hashlib.sha256(json.dumps([d, max_length], sort_keys=True, default=str).encode())

@@ -201,7 +201,7 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
     out = Path(output)
     ensure_empty_dir(out, "--output", overwrite)  # fails before any work; the encoder lands there at the end
     card = resolve_card(encoder)
-    lex_card = card.with_overrides(query_encoder="lexical")
+    lex_card = card.with_overrides(query_encoder="lexical", query_expansion=0.0)  # the fit is of the table alone
     queries = LexicalQueryEncoder.load(lex_card).queries
     table = query_table(lex_card)
     topic_map = load_topics(topics)
@@ -279,7 +279,7 @@ def fit_query_weights(encoder: str, vectors: list[str], topics: str, qrels: str,
              "qrels": str(qrels), "queries": len(qids), "truncated_queries": n_trunc, "passages": len(dids),
              "query_tokens": len(cols), **record, "previous": card.training}
     new = card.with_overrides(query_encoder="lexical", query_weights=QUERY_WEIGHTS_FILE, query_df_curve=df_curve,
-                              **files_copied)
+                              query_expansion=0.0, **files_copied)  # inference-free: expansions were not fitted
     new = type(card)(**{**new.to_dict(), "name": out.name, "training": stage, "scores": {}, "hybrid": None,
                         "description": f"{card.name}'s passages with an inference-free query side: each query token "
                                        f"weighted by a table {FITTED[mode]}, fitted on {len(qids)} training queries "

@@ -39,6 +39,8 @@ def training_summary(card: dict | None) -> str:
         if s.get("stage") == "fit_query_weights" and s.get("mode"):  # the lexical query table (or its df curve)
             kept = f", step {s['best_step']}" if s.get("best_step") is not None else ""
             return f"fit_query_weights {s['mode']} ({s.get('steps')} steps{kept})"
+        if s.get("stage") == "query_expansion":  # the share of the model's expansion terms, chosen on a grid
+            return f"query expansion {s.get('share'):g}"
         return f"{s.get('stage')} {s.get('steps')}"
 
     return " + ".join(one(s) for s in stages) or "none"

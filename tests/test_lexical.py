@@ -85,6 +85,43 @@ def test_lexical_query_encoder_loads_no_model_and_passages_are_unchanged(tmp_pat
         lex.encode(passages, "passage")
 
 
+def test_query_expansion_adds_the_model_terms_to_the_lexical_query(tmp_path, lm, tokenizer):
+    """query_expansion > 0: the own tokens keep the lexical weights, every other model term joins scaled so the
+    expansions weigh share x |lexical|_1 / |model|_1; load_query_encoder then loads the model; passages unchanged;
+    0 (or a fit's card) turns it off; the card rejects a negative share."""
+    from csplade_pyserini.encoder import CspladeEncoder, load_query_encoder
+    from csplade_pyserini.modeling.lexical import LexicalQueryEncoder, expand
+
+    card_dir = _lexical_card(tmp_path, lm, tokenizer, query_expansion=0.5, query_top_k=1024)
+    enc = load_query_encoder(str(card_dir), device="cpu")
+    assert isinstance(enc, CspladeEncoder)  # the expansions need the model
+    lexical = CspladeEncoder.load(str(card_dir), device="cpu", query_expansion=0.0)
+    model = CspladeEncoder.load(str(card_dir), device="cpu", query_encoder="model")
+    got, own, mod = (e.encode_ids(QUERIES, "query") for e in (enc, lexical, model))
+    scale = enc.card.quantization_scale
+    for g, o, m, text in zip(got, own, mod, QUERIES):
+        g, o, m = dict(zip(*g)), dict(zip(*o)), dict(zip(*m))
+        assert set(m) - set(o), "the tiny model should expand"
+        for v, q in o.items():  # own tokens: the lexical weight (floats re-rounded: within one int)
+            assert abs(g[v] - q) <= 1
+        factor = 0.5 * (sum(o.values()) / scale) / (sum(m.values()) / scale)
+        extra = {v: round(factor * q) for v, q in m.items() if v not in o}
+        assert all(abs(g.get(v, 0) - q) <= 1 for v, q in extra.items())
+        assert set(g) <= set(o) | set(m)
+        if not o:  # no own token (e.g. a stop word that weighs nothing): the model's vector
+            assert g == m
+    assert enc.encode(["cells"], "passage") == lexical.encode(["cells"], "passage")
+    assert expand([], ([3, 1], [40, 20]), 1.0, 100.0, 0) == ([3, 1], [40, 20])
+    assert expand([(5, 2.0)], ([3, 5], [100, 300]), 1.0, 100.0, 0) == ([5, 3], [200, 50])  # 2/4 x 100
+    assert expand([(5, 2.0)], ([3, 5], [100, 300]), 1.0, 100.0, 1) == ([5], [200])  # top-k cuts expansions first
+    rows, n = enc.explain(QUERIES[0])
+    assert n == len(got[0][0]) and rows[0][2] == max(got[0][1])
+    with pytest.raises(CardError, match="need the model"):
+        LexicalQueryEncoder.load(EncoderCard.load(card_dir))
+    with pytest.raises(CardError, match="query_expansion must be"):
+        EncoderCard(name="x", query_encoder="lexical", query_expansion=-1)
+
+
 def test_lexical_card_checks(tmp_path, lm, tokenizer):
     from csplade_pyserini.encoder import load_query_encoder
 
@@ -346,9 +383,10 @@ def test_demo_searches_the_other_query_side(tmp_path, lm, tokenizer):
 def test_demo_finds_the_shipped_lexical_cards_of_the_same_passages():
     from csplade_pyserini.demo import lexical_siblings
 
-    # the default's passages: both lexical cards built on it search its index with their own tables
-    lex = ["smollm2-135m-echo-corpusfit-lexq", "smollm2-135m-echo-corpusfit-lexqdf", "smollm2-135m-echo-corpusfit-lexqfit"]
+    # the default's passages: every lexical card built on it searches its index with its own query side
+    lex = ["smollm2-135m-echo-corpusfit-lexq", "smollm2-135m-echo-corpusfit-lexqdf",
+           "smollm2-135m-echo-corpusfit-lexqdf-expand", "smollm2-135m-echo-corpusfit-lexqfit"]
     assert lexical_siblings("smollm2-135m-echo-corpusfit") == lex
     # same recipe, another term bias: another index, so no lexical card of corpusfit's belongs on it
     assert lexical_siblings("smollm2-135m-echo-fitted") == []
-    assert lexical_siblings("smollm2-135m-echo-corpusfit-lexqdf") == [lex[0], lex[2]]  # the others, not itself
+    assert lexical_siblings("smollm2-135m-echo-corpusfit-lexqdf") == [lex[0], lex[2], lex[3]]  # not itself

@@ -30,6 +30,7 @@ def test_every_shipped_encoder_is_small_named_safely_and_has_expected_terms():
                                                         "python -m csplade_pyserini.calibrate",
                                                         "python -m csplade_pyserini.mine_negatives",
                                                         "python -m csplade_pyserini.fit_query_weights",
+                                                        "python -m csplade_pyserini.ship",
                                                         "python eval/training/make_title_pairs.py"))
                        for s in card.training["stages"]), name
         if card.term_bias:
@@ -59,6 +60,8 @@ def test_shipped_encoder_loads_offline_and_gives_its_stored_terms(name, monkeypa
 
 
 def test_default_encoder_is_the_best_scored(tmp_path, monkeypatch):
+    """The highest mean over the shipped collections, among the cards scored on the most of them, inference-free
+    cards first."""
     from csplade_pyserini.encoder import BASE_ENCODER, default_encoder
 
     monkeypatch.setenv("CSPLADE_ENCODERS", str(tmp_path))
@@ -71,6 +74,15 @@ def test_default_encoder_is_the_best_scored(tmp_path, monkeypatch):
         scores = {"scifact": {"ndcg@10": sf}} | ({"vaswani": {"ndcg@10": vw}} if vw is not None else {})
         EncoderCard(name=name, scores=scores).save(tmp_path / name)
     assert default_encoder() == "enc-e"
+    # an inference-free card (no model call per query) comes before higher-scored ones whose queries run the model
+    both = {"scifact": {"ndcg@10": 0.45}, "vaswani": {"ndcg@10": 0.30}}
+    EncoderCard(name="enc-g", query_encoder="lexical", scores=both).save(tmp_path / "enc-g")
+    assert default_encoder() == "enc-g"
+    EncoderCard(name="enc-h", query_encoder="lexical", query_expansion=1.0,
+                scores={k: {"ndcg@10": 0.9} for k in both}).save(tmp_path / "enc-h")
+    assert default_encoder() == "enc-g"  # expansions run the model
+    EncoderCard(name="enc-i", query_encoder="lexical", scores={k: {"ndcg@10": 0.5} for k in both}).save(tmp_path / "enc-i")
+    assert default_encoder() == "enc-i"
 
 
 def test_demo_and_clis_use_the_default_encoder():

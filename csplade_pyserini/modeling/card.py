@@ -29,7 +29,7 @@ class CardError(ValueError):
 
 
 INT_KEYS = ("query_max_length", "passage_max_length", "passage_windows", "query_top_k", "passage_top_k")
-FLOAT_KEYS = ("quantization_scale", "logit_shift", "input_bonus", "tf_bonus")
+FLOAT_KEYS = ("quantization_scale", "logit_shift", "input_bonus", "tf_bonus", "query_expansion")
 
 
 @dataclass
@@ -64,6 +64,10 @@ class EncoderCard:
     # x = log(1 + df) / log(1 + documents) from 0 to 1, "reference_df": safetensors file (key "query_df", [vocab])
     # of the corpus it was fitted on, used where no index is given, "reference_documents": that corpus's size}
     query_df_curve: dict | None = None
+    # lexical queries: > 0 adds the model's expansion terms (the model-encoded query's terms the query does not
+    # have), their model weights times this share x |lexical|_1 / |model|_1 (modeling/lexical.expand); this runs
+    # the model per query again. 0 = none (inference-free). Model-encoded queries ignore it
+    query_expansion: float = 0.0
     # model-encoded queries: also pool the position whose logits predict the query's first token (the prefix's last;
     # CspladeModel.features pool_lead), which the text's own positions miss; passages are unaffected
     query_pool_lead: bool = False
@@ -108,6 +112,9 @@ class EncoderCard:
                 raise CardError(f"{where}: {key} must be a finite number, got {getattr(self, key)!r}")
         if self.query_df_curve is not None:
             self._validate_df_curve(where)
+        if not (math.isfinite(self.query_expansion) and self.query_expansion >= 0):
+            raise CardError(f"{where}: query_expansion must be a finite number >= 0 (0 = no expansion terms), "
+                            f"got {self.query_expansion!r}")
         if not isinstance(self.query_pool_lead, bool):
             raise CardError(f"{where}: query_pool_lead must be true or false, got {self.query_pool_lead!r}")
         if self.hybrid is not None:
@@ -130,6 +137,10 @@ class EncoderCard:
                 raise CardError(f"{where}: hybrid rrf takes an 'rrf_k' >= 0 and no weights, got {h!r}")
         else:
             raise CardError(f"{where}: hybrid method must be 'interpolation' or 'rrf', got {h.get('method')!r}")
+
+    def queries_need_model(self) -> bool:
+        """Whether encoding a query runs the LM (model-encoded queries, or lexical ones with model expansions)."""
+        return self.query_encoder != "lexical" or bool(self.query_expansion)
 
     def fusion(self) -> dict:
         """The fusion `search --bm25-index` uses by default: {"method", "weights" (or None), "rrf_k"}."""

@@ -15,6 +15,10 @@ copy predicts every word of the text almost surely) that is ``term_bias[v] + inp
 csplade_pyserini.fit_query_weights). The query's tokens are the ones the model would pool: the same prefix,
 lowercasing, truncation and BOS handling (modeling/model.token_lists).
 
+A card with ``query_expansion`` > 0 is no longer inference-free: the model also encodes the query, and the terms
+it adds beyond the query's own tokens join the lexical vector (``expand``), the own tokens keeping the table's
+weights. It searches the same index; a query costs a model call again.
+
 A card with ``query_df_curve`` also moves each token by its document frequency df[v] in the index searched: a
 curve over x = log(1 + df) / log(1 + documents), linear between evenly spaced points (``df_offset``), fitted once
 (``fit_query_weights --mode df``) and applied to any corpus, as BM25's IDF is. ``search`` reads df from the Lucene
@@ -88,6 +92,32 @@ def query_table(card: EncoderCard) -> torch.Tensor:
     """The card's lexical query table [vocab]: its query_weights file, or derived from its head."""
     table = card.load_query_weights()
     return table if table is not None else derived_query_weights(card, card.load_term_bias())
+
+
+def expand(own: list[tuple[int, float]], model: tuple[list[int], list[int]], share: float, scale: float,
+           top_k: int) -> tuple[list[int], list[int]]:
+    """A lexical query plus the model's expansions (a card's ``query_expansion``), as (token ids, ints).
+
+    ``own``: the lexical query's (id, float weight); ``model``: the model-encoded query's (ids, ints). Each model
+    term the lexical query lacks joins with its model weight times ``share * |own|_1 / |model|_1``, so the
+    expansions weigh ``share`` of the lexical query's total over the model's whole vector (its own-token terms
+    included); the query's own tokens keep the table's weights. Ints are round(weight x scale), ints <= 0 dropped,
+    cut to ``top_k`` (0 = all). A query with no own token weighing > 0 is the model's vector."""
+    ids, ints = model
+    if not own:
+        return list(ids), list(ints)
+    total_own = sum(w for _, w in own)
+    total_model = sum(ints) / scale
+    weights = dict(own)
+    if total_model > 0:
+        factor = share * total_own / total_model
+        for v, q in zip(ids, ints):
+            if v not in weights:
+                weights[v] = factor * q / scale
+    ranked = sorted(weights.items(), key=lambda x: (-x[1], x[0]))
+    pairs = [(v, int(round(w * scale))) for v, w in (ranked[:top_k] if top_k else ranked)]
+    pairs = [(v, q) for v, q in pairs if q > 0]
+    return [v for v, _ in pairs], [q for _, q in pairs]
 
 
 class LexicalQueries:
@@ -210,6 +240,10 @@ class LexicalQueryEncoder:
         if card.query_encoder != "lexical":
             raise CardError(f"encoder card {card.path or card.name!r}: query_encoder is {card.query_encoder!r}, "
                             f"not 'lexical'")
+        if card.query_expansion:
+            raise CardError(f"encoder card {card.path or card.name!r}: query_expansion {card.query_expansion} adds "
+                            f"the model's expansion terms, so its queries need the model (CspladeEncoder, or "
+                            f"encoder.load_query_encoder, which picks it)")
         table = query_table(card)
         tokenizer = load_tokenizer(resolve_base(card.base_ref()))
         terms = TermMap(tokenizer, vocab_size=table.shape[0])
