@@ -95,7 +95,7 @@ def test_card_numbers_are_typed_with_clear_errors(tmp_path):
     for key, value, kind in [("passage_top_k", "abc", "integer"), ("query_top_k", 12.5, "integer"),
                              ("passage_windows", True, "integer"), ("passage_max_length", None, "integer"),
                              ("quantization_scale", "x", "number"), ("logit_shift", [1], "number"),
-                             ("input_bonus", False, "number")]:
+                             ("input_bonus", False, "number"), ("query_expansion", "lots", "number")]:
         card_file.write_text(json.dumps({"name": "c", key: value}))
         with pytest.raises(CardError, match=rf"card\.json.*{key} must be an? {kind}, got"):
             EncoderCard.load(tmp_path / "c")
