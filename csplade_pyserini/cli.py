@@ -89,6 +89,10 @@ def add_encoder_args(p: argparse.ArgumentParser, side: str = "passage"):
                        help="override the card's query_encoder: 'lexical' encodes queries without the model, from "
                             "their own tokens and a per-term table (the card's query_weights, or derived from a "
                             "calibrated head), at a tokenizer's cost; 'model' runs the LM as for passages")
+        p.add_argument("--query-expansion", type=float, default=None, metavar="SHARE",
+                       help="override the card's query_expansion (lexical queries): > 0 also runs the model and "
+                            "adds its expansion terms at SHARE x the lexical weights' total over the model "
+                            "vector's; 0 = none, inference-free")
     if side == "passage":
         p.add_argument("--windows", type=int, default=None,
                        help="encode a passage longer than the max length in up to this many consecutive windows of "
@@ -102,6 +106,7 @@ def encoder_overrides(args, side: str) -> dict:
         out["passage_windows"] = getattr(args, "windows", None)
     else:
         out["query_encoder"] = getattr(args, "query_encoder", None)
+        out["query_expansion"] = getattr(args, "query_expansion", None)
     return out
 
 

@@ -27,7 +27,7 @@ def _main(argv=None):
 
     args = build_parser().parse_args(argv)
     overrides = {f"{args.side}_top_k": args.top_k, "quantization_scale": args.quantization_scale,
-                 "query_encoder": args.query_encoder}
+                 "query_encoder": args.query_encoder, "query_expansion": args.query_expansion}
     if args.max_length:
         overrides[f"{args.side}_max_length"] = args.max_length
     load = load_query_encoder if args.side == "query" else CspladeEncoder.load  # lexical queries: no model

@@ -116,6 +116,15 @@ def test_query_expansion_adds_the_model_terms_to_the_lexical_query(tmp_path, lm,
     assert expand([(5, 2.0)], ([3, 5], [100, 300]), 1.0, 100.0, 1) == ([5], [200])  # top-k cuts expansions first
     rows, n = enc.explain(QUERIES[0])
     assert n == len(got[0][0]) and rows[0][2] == max(got[0][1])
+    # the CLIs' --query-expansion overrides the card (0: the inference-free queries again)
+    from csplade_pyserini import explain, search
+    from csplade_pyserini.cli import encoder_overrides
+
+    args = search.build_parser().parse_args(["--index", "i", "--topics", "t", "--output", "o", "--query-expansion", "0"])
+    assert encoder_overrides(args, "query")["query_expansion"] == 0.0
+    off = load_query_encoder(str(card_dir), **encoder_overrides(args, "query"))
+    assert isinstance(off, LexicalQueryEncoder) and off.encode_ids(QUERIES) == own
+    explain.main(["--encoder", str(card_dir), "--query-expansion", "0", QUERIES[0]])
     with pytest.raises(CardError, match="need the model"):
         LexicalQueryEncoder.load(EncoderCard.load(card_dir))
     with pytest.raises(CardError, match="query_expansion must be"):
