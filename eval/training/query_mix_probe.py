@@ -13,7 +13,7 @@ lexical query, "mix" a = 1 the model query. Selection on the held-out third of S
 every query-side choice since session 19; the other two thirds and dev are reported; --test adds whole SciFact test
 and Vaswani-3000 (reports only). Model query vectors are cached under runs/s24/ (encoding ~800 queries: minutes).
 
-    python eval/training/query_mix_probe.py [--lexical NAME] [--model NAME] [--pool-lead] [--test]
+    python eval/training/query_mix_probe.py [--lexical NAME] [--model NAME] [--pool-lead] [--test] [--output JSON]
 """
 import argparse
 import json
@@ -64,6 +64,9 @@ def main():
     ap.add_argument("--model", default="smollm2-135m-echo-corpusfit")
     ap.add_argument("--pool-lead", action="store_true", help="model queries with query_pool_lead (session 21)")
     ap.add_argument("--test", action="store_true")
+    ap.add_argument("--output", default=None,
+                    help="also write every row as JSON (eval/training/query_mix_probe.json holds the session-24 "
+                         "runs, one per key under 'runs')")
     args = ap.parse_args()
     lex = LexicalQueryEncoder.load(resolve_card(args.lexical))
     model = None
@@ -109,16 +112,21 @@ def main():
                            read_qrels(data_dir() / "vaswani/qrels.test.txt"), vd, vdocs)
     print(args.lexical, "+", args.model, {n: len(s[0]) for n, s in sets.items()}, flush=True)
 
+    rows = {}
+
     def row(label, f):
-        out = [label]
-        for name, (q, Lm, Mm, j, d, D) in sets.items():
-            out += [name, round(ndcg_at_k(f(Lm, Mm) @ D.T, q, d, j), 4)]
-        print(*out, flush=True)
+        rows[label] = {name: round(ndcg_at_k(f(Lm, Mm) @ D.T, q, d, j), 4)
+                       for name, (q, Lm, Mm, j, d, D) in sets.items()}
+        print(label, *[x for kv in rows[label].items() for x in kv], flush=True)
 
     for a in ALPHAS:
         row(f"mix a{a}", lambda Lm, Mm: (1 - a) * l1(Lm) + a * l1(Mm))
     for a in EXPAND:
         row(f"expand a{a}", lambda Lm, Mm: l1(Lm) + a * (Mm * (Lm == 0)) / Mm.sum(1, keepdim=True).clamp_min(1e-9))
+    if args.output:
+        Path(args.output).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "lexical": args.lexical,
+                                                 "model": args.model, "pool_lead": args.pool_lead, "metric": "ndcg@10",
+                                                 "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
