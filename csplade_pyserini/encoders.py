@@ -124,3 +124,39 @@ class CspladeQueryEncoder(QueryEncoder):
             for qid, text in topics.items():
                 fh.write(json.dumps({"id": qid, "contents": text, "vector": self.cache[text]}, ensure_ascii=False) + "\n")
         tmp.replace(path)
+
+
+IDENTITY_SUFFIX = ".encoder.json"  # beside an --encoded-queries file: the query encoder that wrote it
+
+
+def query_identity(card, index=None) -> str:
+    """A checksum of what a query's vector depends on: the card's settings and adapters (encode.encoder_identity),
+    the contents of its term bias, query table and df reference, and, for a card with a df curve, the index whose
+    document frequencies it reads."""
+    import hashlib
+
+    from .encode import encoder_identity
+    from .writer import sha256_file
+
+    h = hashlib.sha256(encoder_identity(card).encode())
+    for path in (card.term_bias_path(), card.query_weights_path(), card.query_df_path()):
+        h.update((sha256_file(path) if path is not None and path.is_file() else "-").encode())
+    if card.query_df_curve and index is not None:
+        h.update(str(Path(index).resolve()).encode())
+    return h.hexdigest()
+
+
+def recorded_query_identity(cache: Path) -> dict | None:
+    """What save_cache recorded beside ``cache`` ({"identity", "encoder"}), or None (a file from Pyserini or from
+    before the record existed: taken as it is)."""
+    side = Path(str(cache) + IDENTITY_SUFFIX)
+    if not side.exists():
+        return None
+    try:
+        return json.loads(side.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def record_query_identity(cache: Path, identity: str, encoder: str) -> None:
+    Path(str(cache) + IDENTITY_SUFFIX).write_text(json.dumps({"identity": identity, "encoder": encoder}) + "\n")

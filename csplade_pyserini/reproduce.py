@@ -299,7 +299,8 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
     if not fused and str(encoder) != BM25:
         def search(ts, topics, run_file):
             search_topics(index, topics, encoder, run_file, hits, batch_size=search_cfg.get("batch_size", 32),
-                          threads=threads, encoded_queries=work / f"queries.{ts}.jsonl", quiet=True)
+                          threads=threads, encoded_queries=work / f"queries.{ts}.jsonl", quiet=True,
+                          stale_queries="replace")
     rows, ok = [], True
     tol, tol_note = regression_tolerance(reg, stats.get("dtype"))
     measured_all: dict = {}
@@ -334,8 +335,9 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         point = {"top_k": k, "index_bytes": kinfo["bytes"], "terms_per_doc": round(avg_terms(pruned), 1)}
         for ts, (topics, qrels) in sets.items():
             run_file = work / f"run.{ts}.top{k}.txt"
+            # the queries as encoded (and checked) for the full index above
             search_topics(work / f"index-top{k}", topics, encoder, run_file, hits, threads=threads,
-                          encoded_queries=work / f"queries.{ts}.jsonl", quiet=True)
+                          encoded_queries=work / f"queries.{ts}.jsonl", quiet=True, stale_queries="keep")
             point[ts] = {m: round(v, 4) for m, v in evaluate(run_file, qrels, ["ndcg@10", "r@100"]).items()}
         sweep.append(point)
     result = {"name": reg["name"], "kind": reg["kind"], "role": reg["role"], "setup": reg.get("setup"),

@@ -5,8 +5,11 @@
 
 Queries are encoded in batches, then searched with Pyserini's LuceneImpactSearcher (multi-threaded). With
 --encoded-queries FILE, encoded queries are read from FILE when it exists and written to it otherwise (the JSONL
-layout of Pyserini's CachedDataQueryEncoder), so a run can be repeated without the model. A lexical card with a df
-curve (the default) weighs each query token by its document frequency in the --index searched.
+layout of Pyserini's CachedDataQueryEncoder), so a run can be repeated without the model. FILE.encoder.json beside
+it records the query encoder that wrote it (card settings and files, and the index for a df curve); a FILE written
+by another one is an error rather than silently reused (a FILE with no record, e.g. from Pyserini, is read as it
+is). A lexical card with a df curve (the default) weighs each query token by its document frequency in the --index
+searched.
 
 An index built by `python -m csplade_pyserini.index` from our encode's vectors records the encoder of its passages
 (csplade-encoder.json); search then refuses an --encoder that weighs passages differently (its queries were made
@@ -35,10 +38,13 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
                   threads=None, output_format="trec", remove_query=False, encoded_queries=None, device="auto",
                   max_length=None, run_tag=None, card_overrides=None, query_encoder=None, quiet=False,
                   compile=False, ignore_index_encoder=False, bm25_index=None, fusion=None, fusion_weights=None,
-                  fusion_depth=1000, rrf_k=None) -> dict:
+                  fusion_depth=1000, rrf_k=None, stale_queries="error") -> dict:
     """Search every topic; returns {qid: [(docid, score), ...]} and writes the run file if ``output`` is given.
     With ``bm25_index`` the result is the fusion (fuse.fuse) of this ranking and BM25's, each to ``fusion_depth``;
-    settings not given come from the card's ``hybrid`` (EncoderCard.fusion: rrf, k 60, for a card without one)."""
+    settings not given come from the card's ``hybrid`` (EncoderCard.fusion: rrf, k 60, for a card without one).
+    An ``encoded_queries`` file that records another query encoder (encoders.query_identity, written beside it) is
+    a UsageError, or with ``stale_queries="replace"`` encoded again (reproduce's scratch files); ``"keep"`` uses
+    the file as it is."""
     from tqdm import tqdm
 
     from .encoders import CspladeQueryEncoder
@@ -67,6 +73,9 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         qenc.use_index(index, check=False)  # checked above, or told not to
     elif hasattr(qenc, "use_index"):
         qenc.use_index(index)
+    identity = None
+    if cache is not None and query_encoder is None and stale_queries != "keep":
+        identity = _queries_identity(cache, encoder, card_overrides, index, stale_queries)
     n_cached = qenc.load_cache(cache) if cache is not None and cache.exists() else 0
     texts = list(topics.values())
     t0 = time.time()
@@ -77,6 +86,10 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     t_encode = time.time() - t0
     if cache is not None and todo:
         qenc.save_cache(cache, topics)
+        if identity is not None:
+            from .encoders import record_query_identity
+
+            record_query_identity(cache, identity, str(encoder))
     searcher = LuceneImpactSearcher(str(index), qenc, min_idf=-1)  # -1: keep terms found in every document
     qids = list(topics)
     results: dict[str, list[tuple[str, float]]] = {}
@@ -106,6 +119,26 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         print(f"[search] {len(qids)} queries ({n_cached} from cache): encode {t_encode:.1f} s, search {t_search:.1f} s"
               f"{fused}{f' -> {output}' if output else ''}", file=sys.stderr)
     return results
+
+
+def _queries_identity(cache: Path, encoder, card_overrides: dict, index, stale: str) -> str | None:
+    """This search's query-encoder identity (None when the encoder names no card); a cache recorded with another
+    one is an error naming both, or (``stale == "replace"``) deleted so its queries are encoded again."""
+    from .encoders import IDENTITY_SUFFIX, query_identity, recorded_query_identity
+
+    card = _card_of(encoder)
+    if card is None:
+        return None
+    identity = query_identity(card.with_overrides(**card_overrides), index)
+    recorded = recorded_query_identity(cache) if cache.exists() else None
+    if recorded is not None and recorded.get("identity") != identity:
+        if stale != "replace":
+            raise UsageError(f"--encoded-queries {cache} holds queries encoded by another query encoder "
+                             f"({recorded.get('encoder')!r}, other settings, weights or index) than this search's "
+                             f"({card.name!r}); delete it (and {cache.name}{IDENTITY_SUFFIX}) or name another file")
+        cache.unlink()
+        Path(str(cache) + IDENTITY_SUFFIX).unlink()
+    return identity
 
 
 def _card_of(encoder):
@@ -201,7 +234,8 @@ def build_parser():
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="search threads (default: all cores)")
     p.add_argument("--output-format", choices=["trec", "msmarco"], default="trec")
     p.add_argument("--remove-query", action="store_true", help="drop a hit whose docid equals the query id")
-    p.add_argument("--encoded-queries", default=None, help="JSONL query cache: read if it exists, else written")
+    p.add_argument("--encoded-queries", default=None, help="JSONL query cache: read if it exists, else written (with FILE.encoder.json, the "
+                        "query encoder that wrote it: another encoder's FILE is an error)")
     p.add_argument("--run-tag", default=None,
                    help="tag in the last column of a TREC run (default: csplade, or csplade-fused for a hybrid)")
     h = p.add_argument_group("hybrid (CSPLADE + BM25)")

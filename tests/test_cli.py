@@ -114,6 +114,21 @@ def test_index_search_eval_with_tiny_model(tmp_path, tiny_checkpoint):
     assert run2 == run1
     cache = [json.loads(line) for line in open(tmp_path / "q.jsonl")]
     assert [c["id"] for c in cache] == ["q1", "q2"] and cache[0]["contents"] == "brain cancer"
+    # the cache records its query encoder: another one's file is an error (reproduce's scratch file: encoded again)
+    recorded = json.loads((tmp_path / "q.jsonl.encoder.json").read_text())
+    assert recorded["encoder"] == str(tiny_checkpoint)
+    other = dict(encoded_queries=tmp_path / "q.jsonl", hits=10, threads=1, device="cpu", quiet=True,
+                 card_overrides={"query_top_k": 1})
+    with pytest.raises(UsageError, match="another query encoder"):
+        search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), tmp_path / "run3.txt", **other)
+    run3 = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), tmp_path / "run3.txt",
+                         stale_queries="replace", **other)
+    assert all(len(json.loads(line)["vector"]) == 1 for line in open(tmp_path / "q.jsonl"))
+    assert json.loads((tmp_path / "q.jsonl.encoder.json").read_text())["identity"] != recorded["identity"]
+    # a file with no record (Pyserini's, or older) is read as it is
+    (tmp_path / "q.jsonl.encoder.json").unlink()
+    assert search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), tmp_path / "run4.txt", hits=10,
+                         threads=1, encoded_queries=tmp_path / "q.jsonl", quiet=True) == run3
 
 
 def test_index_records_its_encoder_and_search_checks_it(tmp_path, tiny_checkpoint):
