@@ -146,10 +146,15 @@ def query_identity(card, index=None) -> str:
     return h.hexdigest()
 
 
+def identity_path(cache) -> Path:
+    """Where the record of the query encoder that wrote ``cache`` lives: FILE.encoder.json beside it."""
+    return Path(str(cache) + IDENTITY_SUFFIX)
+
+
 def recorded_query_identity(cache: Path) -> dict | None:
-    """What save_cache recorded beside ``cache`` ({"identity", "encoder"}), or None (a file from Pyserini or from
-    before the record existed: taken as it is)."""
-    side = Path(str(cache) + IDENTITY_SUFFIX)
+    """What record_query_identity wrote beside ``cache`` ({"identity", "encoder"}), or None (a file from Pyserini
+    or from before the record existed: taken as it is)."""
+    side = identity_path(cache)
     if not side.exists():
         return None
     try:
@@ -159,4 +164,4 @@ def recorded_query_identity(cache: Path) -> dict | None:
 
 
 def record_query_identity(cache: Path, identity: str, encoder: str) -> None:
-    Path(str(cache) + IDENTITY_SUFFIX).write_text(json.dumps({"identity": identity, "encoder": encoder}) + "\n")
+    identity_path(cache).write_text(json.dumps({"identity": identity, "encoder": encoder}) + "\n")

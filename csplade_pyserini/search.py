@@ -124,7 +124,7 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
 def _queries_identity(cache: Path, encoder, card_overrides: dict, index, stale: str) -> str | None:
     """This search's query-encoder identity (None when the encoder names no card); a cache recorded with another
     one is an error naming both, or (``stale == "replace"``) deleted so its queries are encoded again."""
-    from .encoders import IDENTITY_SUFFIX, query_identity, recorded_query_identity
+    from .encoders import identity_path, query_identity, recorded_query_identity
 
     card = _card_of(encoder)
     if card is None:
@@ -135,9 +135,9 @@ def _queries_identity(cache: Path, encoder, card_overrides: dict, index, stale: 
         if stale != "replace":
             raise UsageError(f"--encoded-queries {cache} holds queries encoded by another query encoder "
                              f"({recorded.get('encoder')!r}, other settings, weights or index) than this search's "
-                             f"({card.name!r}); delete it (and {cache.name}{IDENTITY_SUFFIX}) or name another file")
+                             f"({card.name!r}); delete it (and {identity_path(cache).name}) or name another file")
         cache.unlink()
-        Path(str(cache) + IDENTITY_SUFFIX).unlink()
+        identity_path(cache).unlink()
     return identity
 
 
@@ -234,8 +234,9 @@ def build_parser():
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="search threads (default: all cores)")
     p.add_argument("--output-format", choices=["trec", "msmarco"], default="trec")
     p.add_argument("--remove-query", action="store_true", help="drop a hit whose docid equals the query id")
-    p.add_argument("--encoded-queries", default=None, help="JSONL query cache: read if it exists, else written (with FILE.encoder.json, the "
-                        "query encoder that wrote it: another encoder's FILE is an error)")
+    p.add_argument("--encoded-queries", default=None,
+                   help="JSONL query cache: read if it exists, else written (with FILE.encoder.json, the query "
+                        "encoder that wrote it: another encoder's FILE is an error)")
     p.add_argument("--run-tag", default=None,
                    help="tag in the last column of a TREC run (default: csplade, or csplade-fused for a hybrid)")
     h = p.add_argument_group("hybrid (CSPLADE + BM25)")

@@ -16,7 +16,9 @@ and Vaswani-3000 (reports only). Model query vectors are cached under runs/s24/ 
     python eval/training/query_mix_probe.py [--lexical NAME] [--model NAME] [--pool-lead] [--test] [--output JSON]
 """
 import argparse
+import functools
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -27,22 +29,20 @@ from csplade_pyserini.modeling.lexical import LexicalQueryEncoder
 from csplade_pyserini.paths import data_dir
 from csplade_pyserini.topics import load_topics
 
-sys_path = Path(__file__).resolve().parent
-import sys  # noqa: E402
-
-sys.path.insert(0, str(sys_path))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prf_probe import query_matrix, read_docs  # noqa: E402
 
 ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 EXPAND = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.25, 1.5, 2.0, 3.0)
 
 
-def model_matrix(enc, topics, col, cache):
-    """[Q, T] model query weights over the document-term columns (cached as JSON per topic set)."""
+def model_matrix(model, topics, col, cache):
+    """[Q, T] model query weights over the document-term columns (cached as JSON per topic set); ``model()``
+    gives the encoder, loaded only when a topic set is not cached yet."""
     if cache.exists():
         vecs = json.loads(cache.read_text())
     else:
-        vecs = dict(zip(topics, enc.encode(list(topics.values()), side="query", batch_size=16)))
+        vecs = dict(zip(topics, model().encode(list(topics.values()), side="query", batch_size=16)))
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(vecs))
     M = torch.zeros(len(topics), len(col))
@@ -69,18 +69,9 @@ def main():
                          "runs, one per key under 'runs')")
     args = ap.parse_args()
     lex = LexicalQueryEncoder.load(resolve_card(args.lexical))
-    model = None
     cache = Path("runs/s24") / (args.model + ("-lead" if args.pool_lead else ""))
-
-    def model_enc():
-        nonlocal model
-        if model is None:
-            model = CspladeEncoder.load(args.model, **({"query_pool_lead": True} if args.pool_lead else {}))
-        return model
-
-    class Lazy:
-        def encode(self, *a, **kw):
-            return model_enc().encode(*a, **kw)
+    overrides = {"query_pool_lead": True} if args.pool_lead else {}
+    model = functools.cache(lambda: CspladeEncoder.load(args.model, **overrides))  # only if a set is not cached
 
     dids, docs, col = read_docs("runs/reproduce/scifact-full-smollm2-135m-echo-corpusfit/vectors")
     dset = set(dids)
@@ -88,7 +79,7 @@ def main():
     judged = read_qrels("runs/data/scifact-train-fit.qrels")
     topics = load_topics("runs/data/scifact-train-fit.tsv")
     qids, L = query_matrix(lex, topics, col)
-    M = model_matrix(Lazy(), topics, col, cache / "train-fit.json")
+    M = model_matrix(model, topics, col, cache / "train-fit.json")
     keep = [i for i, q in enumerate(qids) if any(r > 0 and d in dset for d, r in judged.get(q, {}).items())]
     held, fit = holdout_split(len(keep), 1 / 3, 13)
     for name, part in (("held", held), ("fit", fit)):
@@ -96,19 +87,19 @@ def main():
         sets[name] = ([qids[i] for i in rows], L[rows], M[rows], judged, dids, docs)
     topics = load_topics("runs/data/scifact-dev.tsv")
     dq, DL = query_matrix(lex, topics, col)
-    sets["dev"] = (dq, DL, model_matrix(Lazy(), topics, col, cache / "dev.json"),
+    sets["dev"] = (dq, DL, model_matrix(model, topics, col, cache / "dev.json"),
                    read_qrels("runs/data/scifact-dev.qrels"), dids, docs)
     if args.test:
         topics = load_topics(str(data_dir() / "scifact/queries.test.tsv"))
         tq, TL = query_matrix(lex, topics, col)
-        sets["test"] = (tq, TL, model_matrix(Lazy(), topics, col, cache / "test.json"),
+        sets["test"] = (tq, TL, model_matrix(model, topics, col, cache / "test.json"),
                         read_qrels(data_dir() / "scifact/qrels.test.txt"), dids, docs)
         vlex = LexicalQueryEncoder.load(resolve_card(args.lexical))
         vlex.use_index("runs/reproduce/vaswani-3000-smollm2-135m-echo-corpusfit/index")
         vd, vdocs, vcol = read_docs("runs/reproduce/vaswani-3000-smollm2-135m-echo-corpusfit/vectors")
         topics = load_topics(str(data_dir() / "vaswani/queries.test.tsv"))
         vq, VL = query_matrix(vlex, topics, vcol)
-        sets["vaswani"] = (vq, VL, model_matrix(Lazy(), topics, vcol, cache / "vaswani.json"),
+        sets["vaswani"] = (vq, VL, model_matrix(model, topics, vcol, cache / "vaswani.json"),
                            read_qrels(data_dir() / "vaswani/qrels.test.txt"), vd, vdocs)
     print(args.lexical, "+", args.model, {n: len(s[0]) for n, s in sets.items()}, flush=True)
 
