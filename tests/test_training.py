@@ -4,7 +4,9 @@ import json
 import pytest
 import torch
 
+from csplade_pyserini.modeling.card import EncoderCard
 from csplade_pyserini.training.args import TrainArguments
+from csplade_pyserini.training.data import TrainingDataError
 from csplade_pyserini.training.losses import (FlopsSchedule, adaptation_loss, contrastive_loss, flops,
                                               sparsity_stats)
 
@@ -287,3 +289,44 @@ def test_lora_on_last_layers_only(tmp_path, tiny_checkpoint):
     t.train_step()
     with pytest.raises(Exception, match="lora_layers"):
         _trainer(tmp_path, tiny_checkpoint, out="bad", max_steps=1, lora_layers=n_layers + 1)
+
+
+def test_doc_only_training_against_a_lexical_card(tmp_path, lm, tokenizer):
+    """A ``query_encoder: lexical`` card trains its passages only: the queries are the card's table vectors (no
+    gradient, no FLOPS), the rank loss falls, and the export keeps the query side it was trained against (the
+    table written out, since this one derives from the term bias that training moves) and encodes queries the same."""
+    from csplade_pyserini.encoder import CspladeEncoder, resolve_card
+    from csplade_pyserini.training.trainer import Trainer, build_model
+    from tests.test_lexical import _lexical_card
+
+    card_dir = _lexical_card(tmp_path, lm, tokenizer, query_top_k=8, input_bonus=3.0)  # own tokens active
+    args = TrainArguments(train_data=str(_data(tmp_path)), output_dir=str(tmp_path / "lexrun"), device="cpu",
+                          encoder=str(card_dir), batch_size=3, negatives=1, learning_rate=1e-2, lora_rank=4,
+                          lora_alpha=8, lora_dropout=0.0, warmup_ratio=0.0, scheduler="constant_with_warmup",
+                          logging_steps=1000, save_steps=0, max_steps=30, q_flops_weight=5.0, d_flops_weight=0.0,
+                          train_term_bias=True)
+    card = resolve_card(str(card_dir))
+    torch.manual_seed(0)
+    model, base = build_model(args, card)
+    t = Trainer(args, card, model, base)
+    before = CspladeEncoder.load(str(card_dir), device="cpu").encode(["brain cancer", "mice genes"], "query")
+    want = t.lexical_vectors(["brain cancer"])
+    assert not want.requires_grad and (want > 0).sum() > 0
+    first = [t.train_step() for _ in range(4)]
+    assert all(p["lambda_q"] == 0.0 for p in first)  # a fixed query side has nothing to sparsify
+    while t.step < 30:
+        t.train_step()
+    later = [t.train_step()["rank"] for _ in range(4)]
+    assert sum(later) / 4 < 0.7 * sum(p["rank"] for p in first) / 4, (first, later)
+    torch.testing.assert_close(t.lexical_vectors(["brain cancer"]), want)  # the queries never moved
+    enc_dir = t.export()
+    exported = EncoderCard.load(enc_dir)
+    assert exported.query_encoder == "lexical" and (enc_dir / exported.query_weights).is_file()
+    assert not torch.equal(exported.load_term_bias(), card.load_term_bias())  # the bias trained ...
+    enc = CspladeEncoder.load(str(enc_dir), device="cpu")
+    assert enc.encode(["brain cancer", "mice genes"], "query") == before  # ... the queries did not
+
+    bad = _lexical_card(tmp_path, lm, tokenizer, dirname="expanding", query_expansion=0.5)
+    args.encoder, args.output_dir = str(bad), str(tmp_path / "bad")
+    with pytest.raises(TrainingDataError, match="query_expansion"):
+        Trainer(args, resolve_card(str(bad)), build_model(args, resolve_card(str(bad)))[0], base)

@@ -14,7 +14,9 @@ class TrainArguments:
                                                        "choices": ["adapt", "contrastive"]})
     encoder: str = field(default="smollm2-135m-causal-base", metadata={
         "help": "starting encoder card (base model, prefixes, lengths); for contrastive training pass the "
-                "adapted encoder (output_dir/encoder of the adapt stage)"})
+                "adapted encoder (output_dir/encoder of the adapt stage). A card with query_encoder 'lexical' "
+                "trains its passages only: its queries stay the card's table vectors (no gradient, no query "
+                "FLOPS), and the export keeps that table (doc-only / inference-free training)"})
     variant: str | None = field(default=None, metadata={"help": "override the card's variant: causal, echo or bi"})
     query_max_length: int | None = field(default=None, metadata={"help": "override the card's query_max_length"})
     passage_max_length: int | None = field(default=None, metadata={"help": "override the card's passage_max_length"})

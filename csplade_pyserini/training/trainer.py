@@ -97,6 +97,7 @@ class Trainer:
                                      negatives_format=args.msmarco_negatives_format)
         else:
             self.rows = load_tevatron(args.train_data, min_negatives=1 if args.negatives else 0)
+        self.lexical = self._lexical_queries() if args.stage == "contrastive" else None
         self.global_batch = args.batch_size * self.world
         self.micro_per_epoch = len(self.rows) // self.global_batch  # equal slices on every rank: drop the tail
         if self.micro_per_epoch == 0:
@@ -137,6 +138,31 @@ class Trainer:
         parts[self.rank] = t
         return torch.cat(parts)
 
+    def _lexical_queries(self):
+        """A ``query_encoder: lexical`` card keeps its queries fixed in training: each query is the card's table
+        vector (modeling/lexical.py; its df curve reads the card's reference corpus), with no gradient, and only
+        the passage side learns to match it (doc-only training, as inference-free sparse encoders are trained)."""
+        card = self.card
+        if card.query_encoder != "lexical":
+            return None
+        if card.query_expansion:
+            raise TrainingDataError(f"encoder {card.name!r}: query_expansion {card.query_expansion} runs the model "
+                                    f"on queries; doc-only training keeps the lexical table alone (start from a "
+                                    f"card with query_expansion 0)")
+        from ..modeling.lexical import LexicalQueries, query_table
+
+        m = self.model
+        return LexicalQueries(card, m.tokenizer, query_table(card), m.terms, m.special_ids)
+
+    def lexical_vectors(self, texts) -> torch.Tensor:
+        """[B, vocab] float query vectors from the lexical table (the weights before quantization)."""
+        vocab = self.model.allowed.shape[0]
+        out = torch.zeros(len(texts), vocab)
+        for i, pairs in enumerate(self.lexical.vectors(list(texts))):
+            for v, w in pairs:
+                out[i, v] = w
+        return out.to(self.model.device)
+
     # -- losses -------------------------------------------------------------------------------------------
     def encode(self, texts, side):
         prefix = self.card.query_prefix if side == "query" else self.card.passage_prefix
@@ -152,11 +178,13 @@ class Trainer:
             logits = self.model.causal_lm(input_ids=ids, attention_mask=att, use_cache=False).logits
             return adaptation_loss(logits, ids, att, a.relu_weight, self.model.pooling)  # equal packed rows: the mean of rank means
         queries, passages, pos = batch
-        q_local, d_local = self.encode(queries, "query"), self.encode(passages, "passage")
+        q_local = self.lexical_vectors(queries) if self.lexical is not None else self.encode(queries, "query")
+        d_local = self.encode(passages, "passage")
         pos = pos.to(q_local.device) + self.rank * d_local.shape[0]
         q, d, pos = self.gather(q_local), self.gather(d_local), self.gather(pos)
         factor = self.flops_schedule(self.step)
-        lq, ld = factor * a.q_flops_weight, factor * a.d_flops_weight
+        lq = 0.0 if self.lexical is not None else factor * a.q_flops_weight  # fixed lexical queries: no FLOPS
+        ld = factor * a.d_flops_weight
         out = contrastive_loss(q, d, pos, lq, ld, a.temperature)
         out["loss"] = out["loss"] * self.world  # gradients are averaged over ranks: see the module docstring
         sq, sd = sparsity_stats(q.detach()), sparsity_stats(d.detach())
@@ -226,6 +254,29 @@ class Trainer:
         directory.mkdir(parents=True, exist_ok=True)
         save_file({TERM_BIAS_KEY: bias.detach().float().cpu().contiguous()}, str(directory / TERM_BIAS_FILE))
         return TERM_BIAS_FILE
+
+    def write_query_side(self, directory: Path) -> dict:
+        """Card fields of a lexical query side, its files copied into ``directory``: the table the passages were
+        trained against (written out when the card derives it from the term bias, which training moves) and the df
+        curve's reference frequencies. Empty for a model query side."""
+        if self.lexical is None:
+            return {}
+        import shutil
+
+        from safetensors.torch import save_file
+
+        from ..modeling.card import QUERY_WEIGHTS_KEY
+        from ..modeling.lexical import query_table
+
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({QUERY_WEIGHTS_KEY: query_table(self.card).float().contiguous()},
+                  str(directory / "query_weights.safetensors"))
+        fields = {"query_weights": "query_weights.safetensors"}
+        curve = self.card.query_df_curve
+        if curve and curve.get("reference_df"):
+            shutil.copy2(self.card.query_df_path(), directory / "query_df.safetensors")
+            fields["query_df_curve"] = {**curve, "reference_df": "query_df.safetensors"}
+        return fields
 
     def save_checkpoint(self):
         import shutil
@@ -298,6 +349,7 @@ class Trainer:
             card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
                                   "base_model": "model", "adapter": None, "base_sha256": None,
                                   "term_bias": self.write_term_bias(enc_dir),
+                                  **self.write_query_side(enc_dir),
                                   "training": self.training_record(), "hybrid": None})
             card.save(enc_dir)
             return enc_dir
@@ -315,6 +367,7 @@ class Trainer:
         card = EncoderCard(**{**self.card.to_dict(), "name": self.args.run_name or self.out.name,
                               "adapter": chain if len(chain) > 1 else chain[0],
                               "term_bias": self.write_term_bias(enc_dir),
+                              **self.write_query_side(enc_dir),
                               "base_sha256": weights_sha256(self.base_dir),
                               "training": self.training_record(), "hybrid": None})  # tuned per encoder
         card.save(enc_dir)
