@@ -326,7 +326,7 @@ def test_doc_only_training_against_a_lexical_card(tmp_path, lm, tokenizer):
     enc = CspladeEncoder.load(str(enc_dir), device="cpu")
     assert enc.encode(["brain cancer", "mice genes"], "query") == before  # ... the queries did not
 
-    bad = _lexical_card(tmp_path, lm, tokenizer, dirname="expanding", query_expansion=0.5)
-    args.encoder, args.output_dir = str(bad), str(tmp_path / "bad")
+    bad = resolve_card(str(_lexical_card(tmp_path, lm, tokenizer, dirname="expanding", query_expansion=0.5)))
+    args.encoder, args.output_dir = bad.path, str(tmp_path / "bad")
     with pytest.raises(TrainingDataError, match="query_expansion"):
-        Trainer(args, resolve_card(str(bad)), build_model(args, resolve_card(str(bad)))[0], base)
+        Trainer(args, bad, build_model(args, bad)[0], base)

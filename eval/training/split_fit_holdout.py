@@ -12,7 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from csplade_pyserini.calibrate import holdout_split
+from csplade_pyserini.calibrate import holdout_split, read_qrels
+from csplade_pyserini.topics import load_topics
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("--data", default="runs/data")
@@ -21,10 +22,9 @@ ap.add_argument("--holdout", type=float, default=1 / 3)
 ap.add_argument("--seed", type=int, default=13)
 a = ap.parse_args()
 data = Path(a.data)
-topics = [line.rstrip("\n").split("\t", 1) for line in open(data / "scifact-train-fit.tsv", encoding="utf-8")
-          if line.strip()]
+topics = list(load_topics(str(data / "scifact-train-fit.tsv")).items())  # file order, read as fit_query_weights reads it
 qrels = [line for line in open(data / "scifact-train-fit.qrels", encoding="utf-8") if line.strip()]
-judged = {line.split()[0] for line in qrels if int(line.split()[3]) > 0}
+judged = {q for q, docs in read_qrels(data / "scifact-train-fit.qrels").items() if any(r > 0 for r in docs.values())}
 if any(q not in judged for q, _ in topics):  # fit_query_weights drops unjudged queries before it splits
     raise SystemExit("every train-fit query must have a judged passage (the split would shift otherwise)")
 held_rows, fit_rows = holdout_split(len(topics), a.holdout, a.seed)
