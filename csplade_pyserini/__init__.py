@@ -1,0 +1,23 @@
+"""csplade_pyserini: CSPLADE learned sparse retrieval with causal LMs, for Pyserini/Anserini.
+
+Importing the package installs two logging filters for known-harmless start-up messages of pinned dependencies that
+every CLI would otherwise print (Pyserini's encoders import transformers, whose quantizers import torchao):
+torchao 0.18 failing to load its CUDA-only kernels (``_C_mxfp8``, ``_C_cutlass_90a``) on a machine without CUDA, and
+torch 2.13 warning that torchao registers Enum subclasses as pytree constants. Every other message of those loggers,
+and every message of any other logger, is left alone.
+"""
+import logging
+
+
+class _DropKnownNoise(logging.Filter):
+    def __init__(self, *needles: str):
+        super().__init__()
+        self.needles = needles
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not all(n in msg for n in self.needles)
+
+
+logging.getLogger("torchao").addFilter(_DropKnownNoise("Failed to load", "_C_"))
+logging.getLogger("torch.utils._pytree").addFilter(_DropKnownNoise("is an Enum subclass and is now natively supported"))
