@@ -101,9 +101,9 @@ class CspladeEncoder:
         # query_encoder "lexical": queries never reach the model (modeling/lexical.py); passages do
         self.lexical = None
         if card.query_encoder == "lexical":
-            from .modeling.lexical import LexicalQueries, query_table
+            from .modeling.lexical import LexicalQueries
 
-            self.lexical = LexicalQueries(card, model.tokenizer, query_table(card), model.terms, model.special_ids)
+            self.lexical = LexicalQueries.for_model(card, model)
 
     @classmethod
     def load(cls, encoder: str | EncoderCard | None = None, device: str | None = None, dtype: str | None = None,

@@ -144,6 +144,12 @@ class LexicalQueries:
             self.doc_freq = TableDocFreq(card.load_query_df(), curve["reference_documents"],
                                          f"the card's reference corpus ({curve['reference_documents']:,} documents)")
 
+    @classmethod
+    def for_model(cls, card: EncoderCard, model) -> "LexicalQueries":
+        """The card's lexical query side beside a loaded CspladeModel (its tokenizer, term map and special ids):
+        what CspladeEncoder encodes queries with, and what doc-only training holds its queries to."""
+        return cls(card, model.tokenizer, query_table(card), model.terms, model.special_ids)
+
     def use_doc_freq(self, doc_freq) -> None:
         """Take document frequencies from ``doc_freq`` (token id -> df, with ``n_docs``), e.g. the index searched."""
         self.doc_freq = doc_freq

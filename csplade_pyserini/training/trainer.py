@@ -149,10 +149,9 @@ class Trainer:
             raise TrainingDataError(f"encoder {card.name!r}: query_expansion {card.query_expansion} runs the model "
                                     f"on queries; doc-only training keeps the lexical table alone (start from a "
                                     f"card with query_expansion 0)")
-        from ..modeling.lexical import LexicalQueries, query_table
+        from ..modeling.lexical import LexicalQueries
 
-        m = self.model
-        return LexicalQueries(card, m.tokenizer, query_table(card), m.terms, m.special_ids)
+        return LexicalQueries.for_model(card, self.model)
 
     def lexical_vectors(self, texts) -> torch.Tensor:
         """[B, vocab] float query vectors from the lexical table (the weights before quantization)."""
