@@ -25,11 +25,22 @@ def bm25_collection(corpus: Path, out_dir: Path) -> tuple[int, int]:
     return n, empty
 
 
-def bm25_results(index, topics: dict, hits: int, threads: int) -> dict[str, list[tuple[str, float]]]:
-    """{qid: [(docid, score), ...]} best first: Pyserini's LuceneSearcher (BM25 k1=0.9, b=0.4) over ``index``."""
+def bm25_results(index, topics: dict, hits: int, threads: int, searcher: str = "direct"
+                 ) -> dict[str, list[tuple[str, float]]]:
+    """{qid: [(docid, score), ...]} best first: Pyserini's LuceneSearcher rankings (BM25 k1=0.9, b=0.4) over
+    ``index``. ``searcher="direct"`` computes them with lucene_direct (the same hits and scores, without reading
+    each hit's stored document; one thread), and falls back to Pyserini's ``batch_search`` on ``threads`` for an
+    index without ``id`` doc values; ``"pyserini"`` always uses it."""
     from . import jvm
+    from .lucene_direct import NoDocIds, check_searcher, search_all
 
+    check_searcher(searcher)
     jvm.bootstrap()
+    if searcher == "direct":
+        try:
+            return search_all(index, topics, hits, "bm25")
+        except NoDocIds:
+            pass
     from pyserini.search.lucene import LuceneSearcher
 
     s = LuceneSearcher(str(index))
@@ -38,9 +49,9 @@ def bm25_results(index, topics: dict, hits: int, threads: int) -> dict[str, list
     return {q: [(h.docid, float(h.score)) for h in res.get(q, [])] for q in qids}
 
 
-def bm25_search(index: Path, topics: dict, output: Path, hits: int, threads: int) -> float:
+def bm25_search(index: Path, topics: dict, output: Path, hits: int, threads: int, searcher: str = "direct") -> float:
     from .search import write_run
 
     t = time.time()
-    write_run(bm25_results(index, topics, hits, threads), output, tag="bm25")
+    write_run(bm25_results(index, topics, hits, threads, searcher), output, tag="bm25")
     return time.time() - t

@@ -3,7 +3,10 @@
     python -m csplade_pyserini.search --index runs/index --topics scifact-test \\
         --encoder smollm2-135m-causal-base --output runs/run.txt [--hits 1000] [--threads 2]
 
-Queries are encoded in batches, then searched with Pyserini's LuceneImpactSearcher (multi-threaded). With
+Queries are encoded in batches, then searched one after another through lucene_direct (Pyserini's
+LuceneImpactSearcher rankings and scores, hit for hit, without reading each hit's stored document: several times
+faster than its batch_search); --searcher pyserini uses Pyserini's own multi-threaded batch_search instead, as does
+an index without docid doc values (built by other tools). With
 --encoded-queries FILE, encoded queries are read from FILE when it exists and written to it otherwise (the JSONL
 layout of Pyserini's CachedDataQueryEncoder), so a run can be repeated without the model. FILE.encoder.json beside
 it records the query encoder that wrote it (card settings and files, and the index for a df curve); a FILE written
@@ -38,19 +41,21 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
                   threads=None, output_format="trec", remove_query=False, encoded_queries=None, device="auto",
                   max_length=None, run_tag=None, card_overrides=None, query_encoder=None, quiet=False,
                   compile=False, ignore_index_encoder=False, bm25_index=None, fusion=None, fusion_weights=None,
-                  fusion_depth=1000, rrf_k=None, stale_queries="error") -> dict:
+                  fusion_depth=1000, rrf_k=None, stale_queries="error", searcher="direct") -> dict:
     """Search every topic; returns {qid: [(docid, score), ...]} and writes the run file if ``output`` is given.
     With ``bm25_index`` the result is the fusion (fuse.fuse) of this ranking and BM25's, each to ``fusion_depth``;
     settings not given come from the card's ``hybrid`` (EncoderCard.fusion: rrf, k 60, for a card without one).
     An ``encoded_queries`` file that records another query encoder (encoders.query_identity, written beside it) is
     a UsageError, or with ``stale_queries="replace"`` encoded again (reproduce's scratch files); ``"keep"`` uses
-    the file as it is."""
+    the file as it is. ``searcher``: "direct" (lucene_direct, one thread; Pyserini's batch_search for an index
+    without docid doc values) or "pyserini" (its batch_search on ``threads``): the same rankings."""
     from tqdm import tqdm
 
     from .encoders import CspladeQueryEncoder
+    from .lucene_direct import check_searcher
     from .topics import load_topics
-    from pyserini.search.lucene import LuceneImpactSearcher
 
+    check_searcher(searcher)
     topics = load_topics(topics) if isinstance(topics, str) else dict(topics)
     check_index(index)
     depth = hits
@@ -90,24 +95,19 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
             from .encoders import record_query_identity
 
             record_query_identity(cache, identity, str(encoder))
-    searcher = LuceneImpactSearcher(str(index), qenc, min_idf=-1)  # -1: keep terms found in every document
     qids = list(topics)
-    results: dict[str, list[tuple[str, float]]] = {}
+    k = depth + (1 if remove_query else 0)
     t1 = time.time()
-    step = 2048
-    for s in range(0, len(qids), step):
-        part = qids[s:s + step]
-        res = searcher.batch_search([topics[q] for q in part], part, k=depth + (1 if remove_query else 0),
-                                    threads=threads)
-        for q in part:
-            results[q] = _cut([(h.docid, float(h.score)) for h in res.get(q, [])], q, remove_query, depth)
+    with tqdm(total=len(qids), unit="query", desc="search", disable=quiet, mininterval=1) as bar:
+        found = _impact_results(index, qenc, topics, k, threads, searcher, bar.update)
+    results = {q: _cut(found.get(q, []), q, remove_query, depth) for q in qids}
     t_search = time.time() - t1
     fused = ""
     if bm25_index is not None:
         from .bm25 import bm25_results
 
         t2 = time.time()
-        bm25 = bm25_results(bm25_index, topics, depth + (1 if remove_query else 0), threads)
+        bm25 = bm25_results(bm25_index, topics, k, threads, searcher)
         bm25 = {q: _cut(got, q, remove_query, depth) for q, got in bm25.items()}
         both = fuse([results, bm25], fusion, fusion_weights, rrf_k, fusion_depth, hits)
         results = {q: both.get(q, []) for q in qids}  # a topic neither run found: no hits, still there
@@ -119,6 +119,28 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         print(f"[search] {len(qids)} queries ({n_cached} from cache): encode {t_encode:.1f} s, search {t_search:.1f} s"
               f"{fused}{f' -> {output}' if output else ''}", file=sys.stderr)
     return results
+
+
+def _impact_results(index, qenc, topics: dict, k: int, threads: int, searcher: str, progress) -> dict:
+    """{qid: [(docid, score), ...]}: each topic's encoded vector (from ``qenc``'s cache) searched directly, or with
+    Pyserini's LuceneImpactSearcher.batch_search (``searcher="pyserini"``, or an index without docid doc values)."""
+    if searcher == "direct":
+        from .lucene_direct import NoDocIds, search_all
+
+        try:
+            return search_all(index, {q: qenc.encode(t) for q, t in topics.items()}, k, "impact", progress)
+        except NoDocIds:
+            pass
+    from pyserini.search.lucene import LuceneImpactSearcher
+
+    pyserini_searcher = LuceneImpactSearcher(str(index), qenc, min_idf=-1)  # -1: keep terms found in every document
+    qids, out, step = list(topics), {}, 2048
+    for s in range(0, len(qids), step):
+        part = qids[s:s + step]
+        res = pyserini_searcher.batch_search([topics[q] for q in part], part, k=k, threads=threads)
+        out.update({q: [(h.docid, float(h.score)) for h in res.get(q, [])] for q in part})
+        progress(len(part))
+    return out
 
 
 def _queries_identity(cache: Path, encoder, card_overrides: dict, index, stale: str) -> str | None:
@@ -231,7 +253,11 @@ def build_parser():
                         "beir-v1.0.0-scifact-test, msmarco-passage-dev-subset, dl19-passage, dl20, ...)")
     p.add_argument("--output", required=True, help="run file to write")
     p.add_argument("--hits", type=int, default=1000, help="hits per query (default: 1000)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="search threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="search threads of --searcher pyserini (default: all cores); direct search runs on one")
+    p.add_argument("--searcher", choices=["direct", "pyserini"], default="direct",
+                   help="direct (default): Lucene top k without reading stored documents, one thread; pyserini: "
+                        "Pyserini's batch_search. Both give the same rankings and scores")
     p.add_argument("--output-format", choices=["trec", "msmarco"], default="trec")
     p.add_argument("--remove-query", action="store_true", help="drop a hit whose docid equals the query id")
     p.add_argument("--encoded-queries", default=None,
@@ -265,7 +291,7 @@ def _main(argv=None):
                          args.max_length, args.run_tag, encoder_overrides(args, "query"), compile=args.compile,
                          ignore_index_encoder=args.ignore_index_encoder, bm25_index=args.bm25_index,
                          fusion=args.fusion, fusion_weights=args.fusion_weights, fusion_depth=args.fusion_depth,
-                         rrf_k=args.rrf_k)
+                         rrf_k=args.rrf_k, searcher=args.searcher)
 
 
 def main(argv=None):

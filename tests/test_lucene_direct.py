@@ -126,7 +126,39 @@ def test_cspladesearcher_equals_the_search_cli(tmp_path, tiny_checkpoint):
                              fusion_weights=weights, fusion_depth=5, **kw)
         assert {q: hybrid.search(t, k=4) for q, t in topics.items()} == want
         assert hybrid.fusion["method"] == fusion
+    # the search CLI's runs: direct (its default) and Pyserini's batch_search give the same hits and scores
+    for extra in ({}, dict(bm25_index=tmp_path / "bm25", fusion="interpolation", fusion_weights=[0.7, 0.3])):
+        direct = search_topics(tmp_path / "idx", topics, enc, remove_query=True, **extra, **kw)
+        assert search_topics(tmp_path / "idx", topics, enc, remove_query=True, searcher="pyserini", **extra,
+                             **kw) == direct
+        assert all(direct.values())
+    with pytest.raises(UsageError, match="searcher must be one of direct, pyserini"):
+        search_topics(tmp_path / "idx", topics, enc, searcher="lucene", **kw)
     with pytest.raises(UsageError, match="interpolation's"):
         CspladeSearcher(tmp_path / "idx", enc, bm25_index=tmp_path / "bm25", fusion="rrf", fusion_weights=[1, 1])
     with pytest.raises(UsageError, match="k must be >= 1"):
         alone.search("brain", k=0)
+
+
+def test_runs_fall_back_to_pyserini_for_an_index_without_docid_values(tmp_path, monkeypatch):
+    """An index whose documents carry no ``id`` doc values (built by other tools) cannot be searched directly:
+    search_all raises NoDocIds, and BM25 runs (and the search CLI) use Pyserini's batch_search instead."""
+    from csplade_pyserini import lucene_direct
+    from csplade_pyserini.bm25 import bm25_results
+    from csplade_pyserini.index import build_bm25_index_from_corpus
+
+    docs = [{"id": f"d{i}", "contents": " ".join(["cancer", "cells", "mice", "radiation"][: 1 + i % 4])}
+            for i in range(12)]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    build_bm25_index_from_corpus(tmp_path / "c.jsonl", tmp_path / "bm25", threads=1, quiet=True)
+    topics = {"q1": "cancer mice", "q2": "radiation"}
+    direct = bm25_results(tmp_path / "bm25", topics, 5, 1)
+    assert direct == bm25_results(tmp_path / "bm25", topics, 5, 1, searcher="pyserini") and all(direct.values())
+
+    def no_ids(index, similarity="impact"):
+        raise lucene_direct.NoDocIds(f"{index}: no 'id' doc values")
+
+    monkeypatch.setattr(lucene_direct, "DirectSearcher", no_ids)
+    with pytest.raises(lucene_direct.NoDocIds):
+        lucene_direct.search_all(tmp_path / "bm25", topics, 5, "bm25")
+    assert bm25_results(tmp_path / "bm25", topics, 5, 1) == direct

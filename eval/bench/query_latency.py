@@ -10,7 +10,8 @@ per query: lexical encode, impact search, BM25 search, interpolation of the two 
 With --direct, the same loop also times searcher.CspladeSearcher (lucene_direct: Lucene's top k without reading each
 hit's stored document) for the model's queries, the --lexical card's and its --hybrid, and DirectSearcher's BM25,
 and counts the queries whose ranking equals Pyserini's (ids and scores). Reports p50/p90/p99 of each part, and
-batch throughput (encode_batch + batch_search). Prints a table and writes eval/bench/query_latency.json.
+batch throughput (encode_batch + Pyserini's batch_search on all cores; with --direct also encode_batch +
+lucene_direct.search_all on one thread, the search CLI's default). Prints a table and writes eval/bench/query_latency.json.
 """
 from __future__ import annotations
 
@@ -181,6 +182,23 @@ def main():
     t0 = time.perf_counter()
     bm25.batch_search(texts, list(topics), k=a.hits, threads=threads)
     bm25_qps = len(texts) / (time.perf_counter() - t0)
+    batch_direct = None
+    if direct is not None:  # the search CLI's batch path (lucene_direct.search_all, one thread), same encode
+        from csplade_pyserini.lucene_direct import search_all
+
+        def direct_qps(enc_, index, similarity):
+            t0 = time.perf_counter()
+            if enc_ is None:  # BM25: the texts
+                queries = dict(topics)
+            else:
+                enc_.cache = {}
+                queries = dict(zip(topics, enc_.encode_batch(texts)))
+            search_all(index, queries, a.hits, similarity)
+            return len(texts) / (time.perf_counter() - t0)
+
+        batch_direct = {"csplade": direct_qps(qenc, a.index, "impact"), "bm25": direct_qps(None, a.bm25_index, "bm25")}
+        if lexical is not None:
+            batch_direct["lexical"] = direct_qps(lqenc, a.index, "impact")
     parts = [("csplade encode", t_enc), ("csplade search", t_search), ("csplade total", t_total),
              ("bm25 total", t_bm25)]
     if compiled is not None:
@@ -219,7 +237,9 @@ def main():
     if direct is not None:
         base = rows["bm25 total"]["p50_ms"]
         out["direct"] = {"p50_ratio_to_pyserini_bm25": {name: rows[f"direct {name}"]["p50_ms"] / base for name in direct},
-                         "same_ranking_as_pyserini": same}
+                         "same_ranking_as_pyserini": same, "batch_qps": batch_direct}
+        print("batch throughput, the search CLI's direct path (one thread): " + ", ".join(
+            f"{name} {qps:.1f} q/s" for name, qps in batch_direct.items()))
         print("direct (CspladeSearcher / DirectSearcher) p50 / Pyserini BM25 p50: " + ", ".join(
             f"{name} {r:.2f}x" for name, r in out["direct"]["p50_ratio_to_pyserini_bm25"].items()))
         print("queries whose top " + str(a.hits) + " equals Pyserini's (ids and scores): " + ", ".join(
