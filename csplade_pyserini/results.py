@@ -20,7 +20,16 @@ COLUMNS = ("ndcg@10", "mrr@10", "r@100", "map")
 
 
 def load_results(results_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
+    """Every results JSON; a fusion run's ``index_bytes`` is the sum of its parts' as their own results JSONs now
+    record them (a hybrid has no index of its own: it searches theirs), so a part re-run with another index layout
+    changes the hybrid's row too (its recorded sum is kept where a part has no results JSON)."""
+    results = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
+    by_name = {r.get("name"): r for r in results}
+    for r in results:
+        parts = ((r.get("fusion") or {}).get("parts")) or []
+        if parts and all(p.get("name") in by_name for p in parts):
+            r["index_bytes"] = sum(by_name[p["name"]]["index_bytes"] for p in parts)
+    return results
 
 
 def training_summary(card: dict | None) -> str:

@@ -188,7 +188,18 @@ def test_hybrid_search_fuses_with_a_bm25_index(tmp_path, tiny_checkpoint, capsys
     build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
     index_main(["--bm25", "--input", str(corpus), "--index", str(tmp_path / "bm25")])
     assert "3 documents (1 empty documents skipped)" in capsys.readouterr().err  # d2 is empty: counted, not lost
+    # postings and docids only (what BM25 search reads); --store-* add what feedback and fetching text need
+    index_main(["--bm25", "--input", str(corpus), "--index", str(tmp_path / "bm25-full"), "--store-raw",
+                "--store-positions", "--store-docvectors"])
+    from pyserini.index.lucene import LuceneIndexReader
+
+    lean, full = LuceneIndexReader(str(tmp_path / "bm25")), LuceneIndexReader(str(tmp_path / "bm25-full"))
+    assert lean.doc_raw("d4") is None and "mice" in full.doc_raw("d4")
+    assert not lean.get_document_vector("d4") and full.get_document_vector("d4")
+    positions = [lean.get_postings_list("mice")[0].positions, full.get_postings_list("mice")[0].positions]
+    assert all(p < 0 for p in positions[0]) and positions[1] and all(p >= 0 for p in positions[1])  # -1: none stored
     topics = {"q1": "brain cancer", "q2": "mice study"}
+    assert bm25_results(tmp_path / "bm25-full", topics, 10, 1) == bm25_results(tmp_path / "bm25", topics, 10, 1)
     kw = dict(hits=10, threads=1, device="cpu", quiet=True)
     alone = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), **kw)
     bm25 = bm25_results(tmp_path / "bm25", topics, 10, 1)

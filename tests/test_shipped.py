@@ -184,6 +184,28 @@ def test_results_page_tables_plot_and_json(tmp_path):
     assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 3
 
 
+def test_a_hybrid_rows_index_size_is_its_parts_current_sizes(tmp_path):
+    """A hybrid searches its parts' indexes: after a part is re-run with a leaner index, the hybrid's row (and the
+    plot and results.json) show the new sum, not the one recorded when the hybrid ran."""
+    from csplade_pyserini.results import load_results, write_results
+
+    res, regs = tmp_path / "results", tmp_path / "regs"
+    res.mkdir(), regs.mkdir()
+    hyb = _result("toy-hyb", "rrf: enc-a + bm25", "hybrid", 0.7, 9000)
+    hyb["fusion"] = {"method": "rrf", "parts": [{"name": "toy-a", "index_bytes": 2000},
+                                                {"name": "toy-bm25", "index_bytes": 7000}]}
+    for r in (_result("toy-bm25", "bm25", "baseline", 0.5, 3000), _result("toy-a", "enc-a", "shipped", 0.6, 2000),
+              hyb):
+        (res / f"{r['name']}.json").write_text(json.dumps(r))
+    got = {r["name"]: r["index_bytes"] for r in load_results(res)}
+    assert got == {"toy-bm25": 3000, "toy-a": 2000, "toy-hyb": 5000}
+    (res / "toy-bm25.json").unlink()  # a part without results: the recorded sum stays
+    assert {r["name"]: r["index_bytes"] for r in load_results(res)}["toy-hyb"] == 9000
+    (res / "toy-bm25.json").write_text(json.dumps(_result("toy-bm25", "bm25", "baseline", 0.5, 3000)))
+    page = write_results(res, regs, tmp_path).read_text()
+    assert f"| {5000 / 2**20:.2f} |" in page.split("`rrf: enc-a + bm25`")[1].splitlines()[0]
+
+
 def test_training_summary_names_each_query_fit_stage():
     """The results tables show how a lexical card's query side was fitted: mode, steps, the step kept."""
     from csplade_pyserini.encoder import resolve_card
