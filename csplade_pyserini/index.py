@@ -189,6 +189,7 @@ def _index(args, index_dir, n_docs: int, quiet: bool, allow_empty: bool = False)
 
     if quiet:
         _quiet_anserini()
+        args = [*args, "-quiet"]  # IndexCollection sets its own loggers to INFO unless told -quiet
     autoclass("io.anserini.index.IndexCollection").main(args)
     from pyserini.index.lucene import LuceneIndexReader
 
