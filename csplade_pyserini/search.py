@@ -41,14 +41,16 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
                   threads=None, output_format="trec", remove_query=False, encoded_queries=None, device="auto",
                   max_length=None, run_tag=None, card_overrides=None, query_encoder=None, quiet=False,
                   compile=False, ignore_index_encoder=False, bm25_index=None, fusion=None, fusion_weights=None,
-                  fusion_depth=1000, rrf_k=None, stale_queries="error", searcher="direct") -> dict:
+                  fusion_depth=1000, rrf_k=None, stale_queries="error", searcher="direct", freeze_gc=False) -> dict:
     """Search every topic; returns {qid: [(docid, score), ...]} and writes the run file if ``output`` is given.
     With ``bm25_index`` the result is the fusion (fuse.fuse) of this ranking and BM25's, each to ``fusion_depth``;
     settings not given come from the card's ``hybrid`` (EncoderCard.fusion: rrf, k 60, for a card without one).
     An ``encoded_queries`` file that records another query encoder (encoders.query_identity, written beside it) is
     a UsageError, or with ``stale_queries="replace"`` encoded again (reproduce's scratch files); ``"keep"`` uses
     the file as it is. ``searcher``: "direct" (lucene_direct, one thread; Pyserini's batch_search for an index
-    without docid doc values) or "pyserini" (its batch_search on ``threads``): the same rankings."""
+    without docid doc values) or "pyserini" (its batch_search on ``threads``): the same rankings. ``freeze_gc``
+    calls gc.freeze() once the queries are encoded (searcher.freeze_python_gc; the CLI does, a library call by
+    default does not: it is process-wide)."""
     from tqdm import tqdm
 
     from .encoders import CspladeQueryEncoder
@@ -95,6 +97,10 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
             from .encoders import record_query_identity
 
             record_query_identity(cache, identity, str(encoder))
+    if freeze_gc:
+        from .searcher import freeze_python_gc
+
+        freeze_python_gc()
     qids = list(topics)
     k = depth + (1 if remove_query else 0)
     t1 = time.time()
@@ -291,7 +297,7 @@ def _main(argv=None):
                          args.max_length, args.run_tag, encoder_overrides(args, "query"), compile=args.compile,
                          ignore_index_encoder=args.ignore_index_encoder, bm25_index=args.bm25_index,
                          fusion=args.fusion, fusion_weights=args.fusion_weights, fusion_depth=args.fusion_depth,
-                         rrf_k=args.rrf_k, searcher=args.searcher)
+                         rrf_k=args.rrf_k, searcher=args.searcher, freeze_gc=True)
 
 
 def main(argv=None):

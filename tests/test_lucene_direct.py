@@ -96,7 +96,7 @@ def test_direct_bm25_search_equals_pyserini(tmp_path):
         direct.search(" ".join(f"w{i}x" for i in range(1100)), 10)
 
 
-def test_cspladesearcher_equals_the_search_cli(tmp_path, tiny_checkpoint):
+def test_cspladesearcher_equals_the_search_cli(tmp_path, tiny_checkpoint, monkeypatch):
     from csplade_pyserini.encode import encode_corpus
     from csplade_pyserini.index import build_bm25_index_from_corpus, build_impact_index
     from csplade_pyserini.search import search_topics
@@ -114,8 +114,15 @@ def test_cspladesearcher_equals_the_search_cli(tmp_path, tiny_checkpoint):
     topics = {"q1": "brain cancer", "q2": "mice study", "q3": "protein in cells"}
     kw = dict(hits=4, threads=1, device="cpu", quiet=True)
     enc = str(tiny_checkpoint)
+    import gc
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))  # process-wide: not in a test run
     alone = CspladeSearcher(tmp_path / "idx", enc)
+    assert frozen == [1]  # a serving object freezes what it loaded (no full-collection stalls)
+    CspladeSearcher(tmp_path / "idx", enc, freeze_gc=False)
     want = search_topics(tmp_path / "idx", topics, enc, **kw)
+    assert frozen == [1]  # nor does a library call to search_topics (the CLI passes freeze_gc=True)
     for q, text in topics.items():
         got = alone.search(text, k=4)
         assert got == want[q] and all(isinstance(h, Hit) for h in got)
