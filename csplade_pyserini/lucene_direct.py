@@ -155,7 +155,6 @@ class DirectSearcher:
         self._reader.close()
 
 
-
 def search_all(index, queries: dict, k: int, similarity: str = "impact", progress=None) -> dict[str, list]:
     """{qid: [(docid, score), ...]} for every ``queries`` entry (qid -> {term: weight} for an impact index, qid ->
     text for BM25), one DirectSearcher, in order; ``progress(n)`` after each query. Raises NoDocIds for an index

@@ -221,7 +221,8 @@ def write_results(results_dir: Path | None = None, regressions_dir: Path | None 
              f"`eval/{JSON_FILE}`.", "",
              "## Encoders against BM25", "",
              "Every row of a table ran on the same documents and queries. `baseline` rows are BM25 (Pyserini, "
-             "k1=0.9, b=0.4; its index holds postings and docids, as the impact indexes do) and the untrained head; `ablation` rows are trained encoders that are not shipped; "
+             "k1=0.9, b=0.4; its index holds postings and docids, as the impact indexes do) and the untrained "
+             "head; `ablation` rows are trained encoders that are not shipped; "
              "`hybrid` rows fuse other rows' runs (`python -m csplade_pyserini.fuse`; weights chosen on training "
              "queries; index MiB is the sum of the indexes it searches). docs/s is corpus encoding speed on the "
              "machine named.", ""]

@@ -51,7 +51,6 @@ class CspladeSearcher:
         if freeze_gc:
             freeze_python_gc()
 
-
     def encode(self, text: str) -> dict[str, int]:
         """The query vector {term: int} (not cached: a server sees each text once)."""
         return self.query_encoder.encoder.encode([text], "query")[0]

@@ -27,28 +27,27 @@ def main():
     p.add_argument("--passes", type=int, default=3)
     p.add_argument("--slow-ms", type=float, default=50.0)
     p.add_argument("--freeze-gc", action="store_true",
-                   help="gc.freeze() after loading, as CspladeSearcher does by default (see searcher.py)")
+                   help="searcher.freeze_python_gc() after loading, as CspladeSearcher does by default")
     p.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     a = p.parse_args()
     from csplade_pyserini.lucene_direct import DirectSearcher
     from csplade_pyserini.reproduce import machine_summary
+    from csplade_pyserini.searcher import freeze_python_gc
     from csplade_pyserini.topics import load_topics
+    from query_latency import pct  # beside this script
 
     topics = load_topics(a.topics)
     queries = list(topics.values())
     if a.similarity == "impact":  # encoded once, before timing: this measures the search alone
-        from csplade_pyserini.encoders import CspladeQueryEncoder
-
         from csplade_pyserini.encoder import DEFAULT_ENCODER
+        from csplade_pyserini.encoders import CspladeQueryEncoder
 
         qenc = CspladeQueryEncoder(a.encoder or DEFAULT_ENCODER, device="cpu")
         qenc.use_index(a.index)
         queries = qenc.encode_batch(queries)
     searcher = DirectSearcher(a.index, a.similarity)
     if a.freeze_gc:
-        import gc
-
-        gc.freeze()
+        freeze_python_gc()
     load = open("/proc/loadavg").read().split()[:3]
     passes = []
     for n in range(a.passes):
@@ -57,9 +56,7 @@ def main():
             t0 = time.perf_counter()
             searcher.search(q, a.hits)
             ms.append(1000 * (time.perf_counter() - t0))
-        s = sorted(ms)
-        pick = lambda f: s[min(len(s) - 1, int(round(f * (len(s) - 1))))]  # noqa: E731
-        passes.append({"pass": n, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": s[-1],
+        passes.append({"pass": n, "p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99), "max_ms": max(ms),
                        "slow": [(i, round(v, 1)) for i, v in enumerate(ms) if v > a.slow_ms]})
     print(f"{a.similarity} {a.index}, {len(queries)} topics, top {a.hits}; {machine_summary()}; load {load}"
           f"{'; gc frozen' if a.freeze_gc else ''}")
