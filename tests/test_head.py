@@ -203,3 +203,25 @@ def test_tf_bonus_equals_naive_and_rewards_repeated_own_tokens():
                                torch.where(n > 0, 2.0 * torch.log(n.clamp(min=1)), 0.0).float()[rows])
     with pytest.raises(ValueError, match="input_ids"):
         SparsePooling(3, tf_bonus=1.0)(hidden, mask, head)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("chunk", [1, 4, 1000])
+def test_vectorized_forward_equals_the_segment_walk(monkeypatch, normalize, chunk):
+    """The GPU forward (one index_reduce_ per chunk) gives the CPU walk's result exactly, gradients too; forced onto
+    the CPU here, with chunk boundaries inside rows and a row without tokens."""
+    import csplade_pyserini.modeling.head as head_mod
+
+    hidden, mask, head = _inputs(seed=3, b=4, l=9)
+    pooling = SparsePooling(4, logit_norm="log_softmax" if normalize else "none")
+    outs = []
+    for devices in (set(), {"cpu"}):
+        monkeypatch.setattr(head_mod, "VECTORIZED_DEVICES", devices)
+        monkeypatch.setattr(head_mod, "VECTORIZED_CHUNK_TOKENS", chunk)
+        h = hidden.clone().requires_grad_(True)
+        w = pooling(h, mask, head)
+        (w * torch.arange(w.numel(), dtype=w.dtype).reshape(w.shape)).sum().backward()
+        outs.append((w.detach(), h.grad))
+    assert torch.equal(outs[0][0], outs[1][0])
+    torch.testing.assert_close(outs[0][1], outs[1][1])
+    assert torch.all(outs[1][0][1] == 0)
