@@ -10,9 +10,7 @@ results come from the reproduce runner (Lucene index, Pyserini search, trec_eval
 """
 import argparse
 import json
-import math
 import random
-import sys
 import time
 
 import torch

@@ -11,7 +11,7 @@ only: choose on the held-out SciFact queries.
 
     python eval/training/doc_transform_probe.py [--vaswani]
 """
-import argparse, json
+import argparse
 from collections import Counter
 import torch
 from csplade_pyserini.fit_query_weights import vector_files, read_vectors, query_counts

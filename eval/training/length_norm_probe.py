@@ -7,7 +7,7 @@ prints nDCG@10 on the same held-out third fit_query_weights uses (seed 13) and o
 
     python eval/training/length_norm_probe.py
 """
-import json, math
+import json
 from collections import Counter
 import torch
 from csplade_pyserini.fit_query_weights import vector_files, read_vectors, query_counts

@@ -20,7 +20,7 @@ Variants (`probe`):
   own-only     documents cut to their own tokens (no expansion)
   idf          query tokens weighted by log(1 + (N - df + .5) / (df + .5)) of the document's own tokens
 """
-import argparse, json, math, sys
+import argparse, json, math
 from collections import Counter, defaultdict
 from pathlib import Path
 
