@@ -16,7 +16,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 from .cli import UsageError, run
+from .modeling.backbone import machine_summary  # noqa: F401  (where the eval scripts import it from)
 from .collection_specs import CollectionSpec, SpecError, _check_keys, load_yaml
 from .paths import REPO_DIR
 from .writer import avg_terms
@@ -455,17 +455,6 @@ def prune_vectors(src: Path, dst: Path, k: int) -> None:
         for name, info in manifests:
             (meta_dir(dst) / (name + ".json")).write_text(json.dumps(info, indent=2) + "\n")
     tmp.rename(dst)
-
-
-def machine_summary() -> str:
-    """e.g. "x86_64 2 cores (AMD EPYC, AVX2)": the CPU's widest vector/bf16 support decides the encoder's speed."""
-    from .modeling.backbone import cpu_info
-
-    model, flags = cpu_info()
-    isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"),
-                                        ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "")
-    inside = ", ".join(x for x in (model, isa) if x)
-    return f"{platform.machine()} {os.cpu_count()} cores" + (f" ({inside})" if inside else "")
 
 
 def record_card_scores(encoder: str, key: str, setup: str, measured: dict) -> None:

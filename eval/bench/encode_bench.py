@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-SHAPES = {  # name: (hidden, intermediate, heads, kv heads, vocab)
-    "llama-1b-shaped": (2048, 8192, 32, 8, 128256),
-    "llama-8b-shaped": (4096, 14336, 32, 8, 128256),
+SHAPES = {  # name: (hidden, intermediate, heads, kv heads, vocab, layers of the real model)
+    "llama-1b-shaped": (2048, 8192, 32, 8, 128256, 16),
+    "llama-8b-shaped": (4096, 14336, 32, 8, 128256, 32),
 }
 
 
@@ -100,11 +100,17 @@ def load(name: str, device: str, dtype: torch.dtype, layers: int):
         return CspladeModel(lm, load_tokenizer(path), "causal").eval()
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    h, inter, heads, kv, vocab = SHAPES[name]
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=h, intermediate_size=inter, num_hidden_layers=layers,
+    h, inter, heads, kv, vocab, full_layers = SHAPES[name]
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=h, intermediate_size=inter,
+                      num_hidden_layers=full_layers if layers == 0 else layers,
                       num_attention_heads=heads, num_key_value_heads=kv, tie_word_embeddings=False)
-    with torch.device(device):
-        lm = LlamaForCausalLM(cfg).to(dtype).eval()
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in the run dtype on the device: 8B in bf16 is 16 GB, in float32 32 GB
+    try:
+        with torch.device(device):
+            lm = LlamaForCausalLM(cfg).to(dtype).eval()
+    finally:
+        torch.set_default_dtype(saved)
 
     class Tok:  # the random models need no text: a stand-in with no special tokens
         all_special_ids, added_tokens_decoder, bos_token_id, pad_token_id = [], {}, None, 0
@@ -163,6 +169,10 @@ def bench(model, path, batch, length, device, reps) -> dict:
                 torch.cuda.synchronize()
             sec = (time.perf_counter() - t) / reps
     except torch.OutOfMemoryError:
+        import gc
+
+        gc.collect()
+        torch.cuda.empty_cache()  # the failed pass's blocks, before the next one is measured
         return {"path": path, "batch": batch, "length": length, "oom": True}
     return {"path": path, "batch": batch, "length": length, "seconds": sec, "texts_s": batch / sec,
             "tokens_s": batch * length / sec, "peak_mib": mem.peak}
@@ -174,7 +184,9 @@ def main():
     p.add_argument("--models", nargs="+", default=["smollm2", "llama-1b-shaped", "llama-8b-shaped"])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: bfloat16 on GPUs and CPUs with fast bf16, else float32)")
-    p.add_argument("--layers", type=int, default=2, help="body layers of the Llama-shaped models (default: 2)")
+    p.add_argument("--layers", type=int, default=None,
+                   help="body layers of the Llama-shaped models; 0 = all of the real model's (16 for 1B, 32 for 8B). "
+                        "Default: 2 on CPU, 0 on a GPU")
     p.add_argument("--passage-batches", type=int, nargs="+", default=None)
     p.add_argument("--query-batches", type=int, nargs="+", default=None)
     p.add_argument("--reps", type=int, default=2)
@@ -193,12 +205,14 @@ def main():
     pb = a.passage_batches or ([32, 64, 128] if gpu else [4, 16])
     qb = a.query_batches or ([128, 512] if gpu else [1, 32])
     load_avg = open("/proc/loadavg").read().split()[:3]
-    ceil = ceil_start = ceiling(a.device, dtype)
+    layers = a.layers if a.layers is not None else (0 if gpu else 2)
+    ceil_n = 8192 if gpu else 4096  # a GPU needs a larger product to reach its peak (H100: ~800 TFLOP/s at 8192)
+    ceil = ceil_start = ceiling(a.device, dtype, n=ceil_n)
     print(f"device {a.device}, {dtype}, load {' '.join(load_avg)}; matmul ceiling {ceil / 1e9:,.1f} GFLOP/s "
           f"(measured again at the end; utilisation is against the higher of the two)")
     rows = []
     for name in a.models:
-        model = load(name, a.device, dtype, a.layers)
+        model = load(name, a.device, dtype, layers)
         if a.compile:
             model.compile_body()
             model.bench_compiled_body, model._compiled_body = model._compiled_body, None
@@ -219,7 +233,7 @@ def main():
                               f"{r['texts_s']:9.2f} texts/s {r['tokens_s']:10.1f} tok/s {r['peak_mib']:9.0f} MiB "
                               f"util {r['flop_util']:6.1%}"), flush=True)
         del model
-    ceil_end = ceiling(a.device, dtype)
+    ceil_end = ceiling(a.device, dtype, n=ceil_n)
     ceil = max(ceil_start, ceil_end)
     for r in rows:
         if not r.get("oom"):
@@ -238,7 +252,8 @@ def main():
     for m, h, L, B, s, pm, nm, u in table:
         print(f"{m:<16} {h:<20} {L:>4} {B:>4} {s:>8.2f}x {pm:>9.0f} {nm:>10.0f} {u:>6.1%}")
     out = {"device": a.device, "dtype": str(dtype), "ceiling_flops": ceil, "ceiling_flops_start": ceil_start,
-           "ceiling_flops_end": ceil_end, "load": load_avg, "threads":
+           "ceiling_flops_end": ceil_end, "ceiling_n": ceil_n, "layers": layers, "load": load_avg,
+           "gpu": torch.cuda.get_device_name(a.device) if gpu else None, "threads":
            torch.get_num_threads(), "rows": rows}
     Path(a.output).write_text(json.dumps(out, indent=2) + "\n")
     plot(rows, Path(a.output).with_suffix(".png"))
