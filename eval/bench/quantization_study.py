@@ -13,6 +13,11 @@ Index side (fp32 encoder): the document weights are computed once in float, then
 x top-k (exactly what encoding with those card settings gives), indexed, searched: nDCG@10, index size, search QPS.
 
 Writes eval/quantization/study.json, study.md and two PNGs (quality vs speed; quality vs index size).
+
+On a machine without Java or Pyserini (the GPU machine, eval/gpu/README.md) the study runs in three phases over one
+--work folder: --phase prepare here (the two setups), --phase encode there (the encoder side: each precision's
+timings, memory, agreement and its passage and query vectors; nothing is indexed), --phase score here again (index,
+search, BM25 and the index side, then the outputs, which name the machine that encoded).
 """
 from __future__ import annotations
 
@@ -92,7 +97,7 @@ def dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
-def encoder_side(a, setups, work: Path) -> list[dict]:
+def encoder_side(a, setups, work: Path, score: bool = True) -> list[dict]:
     from csplade_pyserini.encoder import CspladeEncoder
     from csplade_pyserini.quantize import PRECISIONS, PrecisionUnavailable
 
@@ -106,12 +111,10 @@ def encoder_side(a, setups, work: Path) -> list[dict]:
                 t0 = time.time()
                 enc = CspladeEncoder.load(a.encoder, device=a.device, precision=prec, batch_size=64)
                 row["load_s"] = round(time.time() - t0, 1)
-                qv = measure_precision(enc, row, sample_q, bench_docs, setups, work, prec)
+                qv = measure_precision(enc, row, sample_q, bench_docs, setups, work, prec, score)
                 ref_q = ref_q or qv
-                row["top10_agreement_vs_first"] = round(sum(
-                    len({k for k, _ in sorted(x.items(), key=lambda kv: -kv[1])[:10]}
-                        & {k for k, _ in sorted(y.items(), key=lambda kv: -kv[1])[:10]}) / 10
-                    for x, y in zip(qv, ref_q)) / len(qv), 3)
+                row["top10_agreement_vs_first"] = round(sum(top_agreement(x, y) for x, y in zip(qv, ref_q))
+                                                        / len(qv), 3)
         except PrecisionUnavailable as e:
             row["error"] = str(e)
             rows.append(row)
@@ -128,6 +131,13 @@ def encoder_side(a, setups, work: Path) -> list[dict]:
             Path(a.partial_file).write_text(json.dumps(rows, indent=1) + "\n")
         del enc
     return rows
+
+
+def top_agreement(vec: dict, ref: dict, k: int = 10) -> float:
+    """Share of ``ref``'s k highest-weight terms (fewer if it has fewer) that are among ``vec``'s k highest."""
+    top = lambda v: {t for t, _ in sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))[:k]}  # noqa: E731
+    want = top(ref)
+    return len(top(vec) & want) / len(want) if want else float(not vec)
 
 
 class StudyTimeout(Exception):
@@ -173,10 +183,10 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
-def measure_precision(enc, row, sample_q, bench_docs, setups, work, prec) -> list[dict]:
+def measure_precision(enc, row, sample_q, bench_docs, setups, work, prec, score=True) -> list[dict]:
     """Fills ``row`` as it goes (so a stopped precision still reports what it measured); returns the sample queries'
-    vectors, for the top-term agreement between precisions."""
-    from csplade_pyserini.index import build_impact_index
+    vectors, for the top-term agreement between precisions. Each setup's passage and query vectors are written to
+    ``work`` (``row["encoded"]`` lists the setups done); ``score`` also indexes and searches them here."""
     from csplade_pyserini.quantize import model_bytes
 
     row["model_mib"] = round(model_bytes(enc.model) / 2**20, 1)
@@ -192,17 +202,29 @@ def measure_precision(enc, row, sample_q, bench_docs, setups, work, prec) -> lis
     enc.encode(bench_docs, "passage", batch_size=64)
     row["docs_per_s_b64"] = round(len(bench_docs) / (time.perf_counter() - t), 2)
     qv = enc.encode(sample_q, "query")
+    row["encoded"] = []
     for s in setups:
         vecs = enc.encode([t for _, t in s["docs"]], "passage", batch_size=16)
         coll = work / f"{prec}.{s['name']}.vectors"
         shutil.rmtree(coll, ignore_errors=True)
         write_collection(s["docs"], vecs, coll)
-        idx = work / f"{prec}.{s['name']}.index"
-        build_impact_index(coll, idx, 2, overwrite=True, quiet=True)
-        qvecs = dict(zip(s["topics"], zip(s["topics"].values(), enc.encode(list(s["topics"].values()), "query"))))
-        m, qps = search_eval(idx, qvecs, s["qrels"])
-        row[s["name"]] = {k: round(v, 4) for k, v in m.items()}
+        qvecs = enc.encode(list(s["topics"].values()), "query")
+        (work / f"{prec}.{s['name']}.queries.json").write_text(json.dumps(dict(zip(s["topics"], qvecs))) + "\n")
+        row["encoded"].append(s["name"])
+        if score:
+            row[s["name"]] = score_setup(prec, s, work)
     return qv
+
+
+def score_setup(prec: str, s: dict, work: Path) -> dict:
+    """Index a precision's passage vectors of one setup and search them with its own query vectors."""
+    from csplade_pyserini.index import build_impact_index
+
+    coll, idx = work / f"{prec}.{s['name']}.vectors", work / f"{prec}.{s['name']}.index"
+    build_impact_index(coll, idx, 2, overwrite=True, quiet=True)
+    qv = json.loads((work / f"{prec}.{s['name']}.queries.json").read_text())
+    m, qps = search_eval(idx, {q: (text, qv[q]) for q, text in s["topics"].items()}, s["qrels"])
+    return {k: round(v, 4) for k, v in m.items()}
 
 
 def index_side(a, setups, work: Path) -> list[dict]:
@@ -329,8 +351,9 @@ def markdown(result: dict) -> str:
     if stopped:
         lines += ["", "Stopped at the time limit (— = not reached): " + "; ".join(
             f"{r['precision']}: {r['stopped']}" for r in stopped) + "."]
-    lines += ["", "Top-10 agreement: mean share of each query's 10 highest-weight terms that the first precision "
-              "listed also has.", "", "## Index side (fp32 encoder)", ""]
+    lines += ["", "Top-10 agreement: over the sample queries, the mean share of the first precision's 10 "
+              "highest-weight terms of a query (all of them where it has fewer) that this precision also ranks in "
+              "its 10 highest.", "", "## Index side (fp32 encoder)", ""]
     if not result["index"]:
         lines.append("Not run (--skip-index-side).")
     else:
@@ -345,18 +368,24 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+PHASES = ("all", "prepare", "encode", "score")
+
+
+def save_setups(setups, work: Path) -> None:
+    (work / "setups.json").write_text(json.dumps([{**s, "qrels": str(Path(s["qrels"]).name),
+                                                   "corpus": str(Path(s["corpus"]).name)} for s in setups]) + "\n")
+
+
+def load_setups(work: Path) -> list[dict]:
+    return [{**s, "qrels": str(work / s["qrels"]), "corpus": str(work / s["corpus"])}
+            for s in json.loads((work / "setups.json").read_text())]
+
+
 def main(argv=None):
-    from csplade_pyserini import jvm
-
-    jvm.bootstrap()
-    from csplade_pyserini.encoder import DEFAULT_ENCODER
-    from csplade_pyserini.quantize import PRECISIONS
-    from csplade_pyserini.reproduce import machine_summary
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--encoder", default=DEFAULT_ENCODER)
-    p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
+    p.add_argument("--encoder", default=None, help="encoder card (default: the project's default encoder)")
+    p.add_argument("--precisions", nargs="+", default=None, help="default: every precision of quantize.PRECISIONS")
     p.add_argument("--device", default="cpu")
     p.add_argument("--queries", type=int, default=40, help="queries per setup (default: 40)")
     p.add_argument("--docs", type=int, default=200, help="documents per setup (judged + sample; default: 200)")
@@ -366,25 +395,69 @@ def main(argv=None):
     p.add_argument("--max-seconds-per-precision", nargs="+", default=["0"], metavar="[PRECISION=]SECONDS",
                    help="stop a precision after this long and report what it measured: one number for all "
                         "(0: no limit), then PRECISION=SECONDS for exceptions, e.g. 480 bf16=150")
+    p.add_argument("--phase", choices=PHASES, default="all",
+                   help="all (default): everything here. For a machine without Java or Pyserini (the GPU machine): "
+                        "prepare (here: the setups into --work), encode (there: the encoder side, vectors and rows "
+                        "into --work, nothing searched), score (here again, on that --work: index, search, BM25, "
+                        "the index side, the outputs)")
     p.add_argument("--output-dir", default=str(ROOT / "eval" / "quantization"))
     p.add_argument("--work", default=str(ROOT / "runs" / "quantization-study"))
     a = p.parse_args(argv)
+    from csplade_pyserini.quantize import PRECISIONS
+
+    a.precisions = a.precisions or list(PRECISIONS)
+    bad = [x for x in a.precisions if x not in PRECISIONS]
+    if bad:
+        raise SystemExit(f"--precisions: unknown {', '.join(bad)} (choose from {', '.join(PRECISIONS)})")
     a.limits = {prec: seconds_for(a.max_seconds_per_precision, prec) for prec in a.precisions}  # bad values fail now
-    a.partial_file = str(Path(a.output_dir) / "study.partial.json")
     work, out = Path(a.work), Path(a.output_dir)
     work.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    a.partial_file = str((work if a.phase == "encode" else out) / "study.partial.json")
+    for phase, needed, step in (("encode", "setups.json", "prepare"), ("score", "encoded.json", "encode")):
+        if a.phase == phase and not (work / needed).exists():
+            raise SystemExit(f"{work / needed} is missing: run --phase {step} (with the same --work) first")
+    if a.phase != "encode":  # the encode phase runs where there is no Java and no Pyserini
+        from csplade_pyserini import jvm
+
+        jvm.bootstrap()
+    if a.encoder is None:
+        from csplade_pyserini.encoder import default_encoder
+
+        a.encoder = default_encoder()
     torch.manual_seed(0)
-    setups = [setup_data(n, a.queries, a.docs, work) for n in ("scifact", "vaswani")]
-    load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
-    result = {"encoder": a.encoder, "device": a.device, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{machine_summary()}, torch {torch.__version__}"
-                         + (f", {torch.cuda.get_device_name()}" if a.device.startswith("cuda") else ""),
-              "loadavg_at_start": load, "command": "python eval/bench/quantization_study.py " + " ".join(argv or sys.argv[1:]),
-              "setups": {s["name"]: {"queries": len(s["topics"]), "docs": len(s["docs"]), "judged": s["n_judged"]}
-                         for s in setups},
+    command = "python eval/bench/quantization_study.py " + " ".join(argv or sys.argv[1:])
+    if a.phase == "prepare":
+        save_setups([setup_data(n, a.queries, a.docs, work) for n in ("scifact", "vaswani")], work)
+        print(f"[study] setups written to {work / 'setups.json'}: run --phase encode on the other machine with "
+              f"this folder as --work, bring it back, then --phase score", file=sys.stderr)
+        return None
+    if a.phase == "all":
+        setups = [setup_data(n, a.queries, a.docs, work) for n in ("scifact", "vaswani")]
+    else:
+        setups = load_setups(work)
+    meta = {"encoder": a.encoder, "device": a.device, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "machine": machine(a.device), "command": command,
+            "loadavg_at_start": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []}
+    if a.phase == "encode":
+        rows = encoder_side(a, setups, work, score=False)
+        (work / "encoded.json").write_text(json.dumps({**meta, "precisions": rows}, indent=1) + "\n")
+        Path(a.partial_file).unlink(missing_ok=True)
+        print(f"[study] encoder side written to {work / 'encoded.json'}: bring {work} back and run --phase score",
+              file=sys.stderr)
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    if a.phase == "score":
+        encoded = json.loads((work / "encoded.json").read_text())
+        meta = {k: encoded[k] for k in meta if k in encoded}
+        meta["command"] = encoded["command"] + f" (scored here: {command})"
+        rows = encoded["precisions"]
+        for r in rows:
+            for name in r.get("encoded", []):
+                r[name] = score_setup(r["precision"], next(s for s in setups if s["name"] == name), work)
+    result = {**meta, "setups": {s["name"]: {"queries": len(s["topics"]), "docs": len(s["docs"]),
+                                              "judged": s["n_judged"]} for s in setups},
               "bm25": bm25_rows(setups, work)}
-    result["precisions"] = encoder_side(a, setups, work)
+    result["precisions"] = encoder_side(a, setups, work) if a.phase == "all" else rows
     result["index"] = [] if a.skip_index_side else index_side(a, setups, work)
     (out / "study.json").write_text(json.dumps(result, indent=1) + "\n")
     plots(result, out)
@@ -392,6 +465,13 @@ def main(argv=None):
     Path(a.partial_file).unlink(missing_ok=True)  # the finished study.json supersedes it
     print(markdown(result))
     return result
+
+
+def machine(device: str) -> str:
+    from csplade_pyserini.modeling.backbone import machine_summary
+
+    return f"{machine_summary()}, torch {torch.__version__}" + (
+        f", {torch.cuda.get_device_name(device)}" if device.startswith("cuda") else "")
 
 
 if __name__ == "__main__":

