@@ -60,7 +60,10 @@ def record_text(info: dict, fields=("title", "text")) -> str:
     return join_text(info.get("contents"))
 
 
-def check_jsonl_corpus(path, fields=("text",), docid_field=None, delimiter="\n") -> CorpusCheck:
+def check_jsonl_corpus(path, fields=("text",), docid_field=None, delimiter="\n",
+                       split_contents: bool = False) -> CorpusCheck:
+    """Every record of the corpus checked (see the module's doc); ``split_contents``: a record read from its
+    'contents' must also split on ``delimiter`` into ``fields`` (how encode reads it, see :func:`split_fields`)."""
     check = CorpusCheck(files=corpus_files(path))
     seen: dict[str, str] = {}
     for fname in check.files:
@@ -92,6 +95,8 @@ def check_jsonl_corpus(path, fields=("text",), docid_field=None, delimiter="\n")
                     raise CorpusError(f"{where}: duplicate document id {_id!r} (first at {seen[_id]})")
                 seen[_id] = where
                 texts = _fields(info, fields, where)
+                if split_contents:  # as encode will read it: fails here, before the model loads
+                    split_fields(info, fields, delimiter, where)
                 if not any(t.strip() for t in texts):
                     check.n_empty += 1
                 check.n_docs += 1
@@ -111,3 +116,46 @@ def _fields(info: dict, fields, where: str) -> list[str]:
         if v is not None and not isinstance(v, str):
             raise CorpusError(f"{where}: field {f!r} must be a string, got {type(v).__name__}")
     return [v or "" for v in vals]
+
+
+def split_fields(info: dict, fields, delimiter: str, where: str) -> list[str | None]:
+    """A record's ``fields`` as Pyserini's JsonlCollectionIterator reads them (strict, trailing spaces stripped):
+    the fields themselves when the record has all of them (each stripped; empty -> None), else its 'contents' split
+    on ``delimiter`` into exactly that many parts (one delimiter too many at the end is dropped)."""
+    if all(f in info for f in fields):
+        return [info[f].strip() if info[f] else None for f in fields]
+    if "contents" not in info:
+        raise CorpusError(f"{where}: missing field(s) {[f for f in fields if f not in info]} and no 'contents'")
+    contents = info["contents"] or ""
+    if contents.count(delimiter) == len(fields) and contents.endswith(delimiter):
+        contents = contents[:-len(delimiter)]
+    parts = [p.strip(" ") for p in contents.split(delimiter)]
+    if len(parts) != len(fields):
+        raise CorpusError(f"{where}: 'contents' splits on {delimiter!r} into {len(parts)} part(s), but {len(fields)} "
+                          f"field(s) are read ({', '.join(fields)}); pass --fields to match, or another --delimiter")
+    return parts
+
+
+def field_batches(path, fields, docid_field=None, delimiter="\n", batch_size=256, start=0, end=None):
+    """Batches {"id": [...], field: [...]} of documents ``start``..``end`` (file order, as ``corpus_files`` lists
+    the files): the dicts Pyserini's ``JsonlCollectionIterator`` yields, without Pyserini (so encoding runs on a
+    machine without Java). Run ``check_jsonl_corpus`` first: it reports malformed records by line."""
+    fields = list(fields)
+    batch: dict[str, list] = {"id": [], **{f: [] for f in fields}}
+    i = 0
+    for fname in corpus_files(path):
+        with open(fname, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if end is not None and i >= end:
+                    break
+                if i >= start:
+                    info = json.loads(line)
+                    batch["id"].append(str(doc_id(info, docid_field)))
+                    for f, v in zip(fields, split_fields(info, fields, delimiter, f"{fname}:{lineno}")):
+                        batch[f].append(v)
+                    if len(batch["id"]) == batch_size:
+                        yield batch
+                        batch = {"id": [], **{f: [] for f in fields}}
+                i += 1
+    if batch["id"]:
+        yield batch

@@ -13,7 +13,6 @@ or Anserini's IndexCollection (-collection JsonVectorCollection -impact -pretoke
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -39,19 +38,6 @@ def build_groups() -> dict[str, argparse.ArgumentParser]:
     e = add_encoder_args(argparse.ArgumentParser(prog="encoder", add_help=False), "passage")
     e.add_argument("--fields", nargs="+", default=None, help="accepted for Pyserini compatibility (input --fields decides)")
     return {"input": i, "output": o, "encoder": e}
-
-
-@contextlib.contextmanager
-def _quiet_pyserini_bars():
-    """Pyserini's iterator draws its own tqdm per batch; we draw one bar with docs/s and ETA instead."""
-    import pyserini.encode._base as base
-
-    saved = base.tqdm
-    base.tqdm = lambda it, *a, **k: it
-    try:
-        yield
-    finally:
-        base.tqdm = saved
 
 
 def encoder_identity(encoder, card_overrides=None, max_length=None) -> str:
@@ -92,15 +78,14 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
 
     from tqdm import tqdm
 
-    from .corpus import check_jsonl_corpus, join_text
-    from .encoders import CspladeDocumentEncoder
+    from .corpus import check_jsonl_corpus, field_batches, join_text
+    from .encoder import CspladeEncoder
     from .writer import AtomicJsonlWriter, meta_dir, sha256_file, shard_filename, write_manifest
-    from pyserini.encode import JsonlCollectionIterator
 
     if not 0 <= shard_id < shard_num:
         raise UsageError(f"--shard-id must be in 0..{shard_num - 1}, got {shard_id}")
     fields = list(fields)
-    check = check_jsonl_corpus(corpus, fields, docid_field, delimiter)
+    check = check_jsonl_corpus(corpus, fields, docid_field, delimiter, split_contents=True)
     out = Path(embeddings)
     target = out / shard_filename(shard_id, shard_num)
     manifest = meta_dir(out) / (target.name + ".json")
@@ -124,16 +109,16 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     end = check.n_docs if shard_id == shard_num - 1 else start + size
     n_in = end - start
 
-    enc = CspladeDocumentEncoder(encoder, device=device, fp16=fp16, batch_size=batch_size, compile=compile,
-                                  **(card_overrides or {}))
-    card = enc.encoder.card
+    enc = CspladeEncoder.load(encoder, device=device, dtype="float16" if fp16 else None, compile=compile,
+                              batch_size=batch_size, **(card_overrides or {}))
+    card = enc.card
     if not quiet:
         print(f"[encode] {check.n_docs:,} docs in {len(check.files)} file(s); shard {shard_id}/{shard_num}: "
               f"{n_in:,} docs -> {target}", file=sys.stderr)
         windows = f" x {card.passage_windows} windows" if card.passage_windows > 1 else ""
         print(f"[encode] encoder {card.name} ({card.variant}, max length {max_length or card.passage_max_length}{windows}, "
               f"top-k {card.passage_top_k or 'all'}, scale {card.quantization_scale:g}) on "
-              f"{enc.encoder.model.device}", file=sys.stderr)
+              f"{enc.model.device}", file=sys.stderr)
     t0 = time.time()
     writer = AtomicJsonlWriter(out, shard_id, shard_num)
     if not resume and not overwrite and writer.progress_file.exists():
@@ -144,32 +129,27 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     if n_done:
         if writer.committed_ids() != check.ids[start:start + n_done]:
             raise UsageError(f"{writer.tmp}: the interrupted shard does not match this corpus; delete it to start over")
-        enc.encoder.stats.update(writer.resumed_stats)
+        enc.stats.update(writer.resumed_stats)
         if not quiet:
             print(f"[encode] resuming {target.name} after {n_done:,} committed docs", file=sys.stderr)
-    with _quiet_pyserini_bars():
-        iterator = JsonlCollectionIterator(str(corpus), fields, docid_field, delimiter)
-        bar = tqdm(total=n_in, initial=n_done, unit="doc", desc="encode", disable=quiet, dynamic_ncols=True,
-                   mininterval=2)
-        seen = 0
-        with writer, bar:
-            for batch in iterator(batch_size * 8, shard_id, shard_num):  # the encoder sub-batches by length
-                skip = min(len(batch["id"]), max(0, n_done - seen))
-                seen += len(batch["id"])
-                if skip == len(batch["id"]):
-                    continue
-                batch = {k: v[skip:] for k, v in batch.items()}
-                texts = batch[fields[-1]] if len(fields) > 1 else batch[fields[0]]
-                titles = batch[fields[0]] if len(fields) > 1 else None
-                if len(fields) > 2:  # join leading fields as the title
-                    titles = [join_text(*xs) for xs in zip(*(batch[f] for f in fields[:-1]))]
-                batch["vector"] = enc.encode(texts, titles=titles, max_length=max_length, progress=bar.update)
-                writer.write(batch, fields)
-                stats = enc.stats
-                elapsed = time.time() - t0
-                writer.commit(dict(stats), None if prior_seconds is None else prior_seconds + elapsed)
-                new_tokens = stats["tokens"] - writer.resumed_stats.get("tokens", 0)  # this run's, not the resumed
-                bar.set_postfix(tok_s=f"{new_tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
+    bar = tqdm(total=n_in, initial=n_done, unit="doc", desc="encode", disable=quiet, dynamic_ncols=True,
+               mininterval=2)
+    with writer, bar:
+        # the encoder sub-batches by length; an interrupted shard resumes after its committed documents
+        for batch in field_batches(corpus, fields, docid_field, delimiter, batch_size * 8, start + n_done, end):
+            texts = batch[fields[-1]] if len(fields) > 1 else batch[fields[0]]
+            titles = batch[fields[0]] if len(fields) > 1 else None
+            if len(fields) > 2:  # join leading fields as the title
+                titles = [join_text(*xs) for xs in zip(*(batch[f] for f in fields[:-1]))]
+            texts = ([join_text(ti, te) for ti, te in zip(titles, texts)] if titles is not None
+                     else [t or "" for t in texts])
+            batch["vector"] = enc.encode(texts, "passage", max_length=max_length, progress=bar.update)
+            writer.write(batch, fields)
+            stats = enc.stats
+            elapsed = time.time() - t0
+            writer.commit(dict(stats), None if prior_seconds is None else prior_seconds + elapsed)
+            new_tokens = stats["tokens"] - writer.resumed_stats.get("tokens", 0)  # this run's, not the resumed
+            bar.set_postfix(tok_s=f"{new_tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
     # Encoding time over every run of this shard when the interrupted runs recorded theirs; else this run's alone,
     # with the docs it encoded (a progress file from before the time was recorded).
     seconds = round(time.time() - t0 + (prior_seconds or 0.0), 2)  # docs/s below from the seconds recorded

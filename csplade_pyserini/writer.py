@@ -11,13 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from . import jvm
-
-jvm.bootstrap()
-
-from pyserini.encode import JsonlRepresentationWriter  # noqa: E402
-
-from .terms import EMPTY_DOC_TERM  # noqa: E402
+from .terms import EMPTY_DOC_TERM
 
 
 def meta_dir(embeddings_dir) -> Path:
@@ -28,15 +22,18 @@ def shard_filename(shard_id: int, shard_num: int) -> str:
     return "embeddings.jsonl" if shard_num == 1 else f"embeddings-{shard_id:03d}-of-{shard_num:03d}.jsonl"
 
 
-class AtomicJsonlWriter(JsonlRepresentationWriter):
-    """Pyserini's JSONL writer, writing to a temporary name renamed into place only when the shard completes.
+class AtomicJsonlWriter:
+    """Pyserini's JSONL writer (``pyserini.encode.JsonlRepresentationWriter``: the same lines), writing to a
+    temporary name renamed into place only when the shard completes. Pyserini is not imported, so encoding runs on a
+    machine without Java (a GPU box).
 
     Documents whose vector is empty get the placeholder term ``<csplade:empty>`` (weight 1): Anserini skips
     documents without terms, and every document in must be a document out. They are counted.
     """
 
     def __init__(self, dir_path, shard_id: int = 0, shard_num: int = 1):
-        super().__init__(str(dir_path))
+        self.dir_path = str(dir_path)
+        self.file = None
         self.filename = shard_filename(shard_id, shard_num)
         self.final = Path(dir_path) / self.filename
         self.tmp = meta_dir(dir_path) / (self.filename + ".tmp")
@@ -98,7 +95,10 @@ class AtomicJsonlWriter(JsonlRepresentationWriter):
             if not vec:
                 batch_info["vector"][i] = {EMPTY_DOC_TERM: 1}
                 self.n_placeholder += 1
-        super().write(batch_info, fields)
+        for i in range(len(batch_info["id"])):  # JsonlRepresentationWriter.write's lines, byte for byte
+            contents = "\n".join([batch_info[key][i] if batch_info[key][i] is not None else "" for key in fields])
+            self.file.write(json.dumps({"id": batch_info["id"][i], "contents": contents,
+                                        "vector": batch_info["vector"][i]}) + "\n")
         self.n_written += len(batch_info["id"])
 
 

@@ -76,3 +76,68 @@ def test_quantization_study_phases_split_across_machines(tmp_path, lm_session, t
             assert 0 <= row[setup]["ndcg@10"] <= 1
     assert set(result["bm25"]) == {"scifact", "vaswani"}
     assert "| fp32 |" in (tmp_path / "out" / "study.md").read_text()
+
+
+RECORDS = [
+    {"id": "d1", "title": "Brain cells", "text": "  microwave radiation causes cancer  "},
+    {"_id": "d2", "title": "", "text": "the study show increase in risk"},
+    {"docid": 3, "contents": "Title only\n"},
+    {"id": "d4", "contents": "Gene study\nmice and human cells"},
+    {"id": "d5", "title": None, "text": "protein"},
+    {"id": "d6", "contents": "no delimiter here "},
+]
+
+
+def _write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.mark.parametrize("fields", [["title", "text"], ["text"]])
+def test_field_batches_equal_pyserinis_iterator(tmp_path, fields):
+    """encode reads corpora without Pyserini (so it runs on a GPU box); the batches are Pyserini's, shards too."""
+    from csplade_pyserini import jvm
+    from csplade_pyserini.corpus import field_batches
+
+    jvm.bootstrap()
+    from pyserini.encode import JsonlCollectionIterator
+
+    records = [r for r in RECORDS if "contents" not in r or r["contents"].count("\n") == len(fields) - 1
+               or r["contents"].endswith("\n") and r["contents"].count("\n") == len(fields)]
+    corpus = _write(tmp_path / "c.jsonl", records)
+    for shard_num in (1, 2, 3):
+        for shard_id in range(shard_num):
+            ref = [dict(b) for b in JsonlCollectionIterator(str(corpus), fields)(2, shard_id, shard_num)]
+            ref = [{k: list(v) for k, v in b.items()} for b in ref]
+            size = len(records) // shard_num
+            start = shard_id * size
+            end = len(records) if shard_id == shard_num - 1 else start + size
+            assert list(field_batches(corpus, fields, None, "\n", 2, start, end)) == ref
+
+
+def test_a_record_whose_contents_do_not_split_into_the_fields_is_named_before_encoding(tmp_path):
+    from csplade_pyserini.corpus import CorpusError, check_jsonl_corpus, field_batches
+
+    corpus = _write(tmp_path / "c.jsonl", [{"id": "a", "title": "t", "text": "x"},
+                                           {"id": "b", "contents": "one\ntwo\nthree"}])
+    check_jsonl_corpus(corpus, ["title", "text"])  # without split_contents, 'contents' is one text (record_text)
+    for read in (lambda: check_jsonl_corpus(corpus, ["title", "text"], split_contents=True),
+                 lambda: list(field_batches(corpus, ["title", "text"]))):
+        with pytest.raises(CorpusError, match=r"c.jsonl:2: 'contents' splits on '\\n' into 3 part\(s\), but 2"):
+            read()
+
+
+def test_encode_cli_runs_without_pyserini_and_writes_the_same_shard(tmp_path, tiny_checkpoint):
+    corpus = _write(tmp_path / "c.jsonl", RECORDS[:5])
+    outs = {}
+    for name, prefix in (("with", [sys.executable, "-m"]), ("without", WITHOUT + ["-m"])):
+        out = tmp_path / name
+        r = _run(prefix + ["csplade_pyserini.encode", "input", "--corpus", str(corpus), "--fields", "title", "text",
+                           "output", "--embeddings", str(out), "encoder", "--encoder", str(tiny_checkpoint),
+                           "--device", "cpu"])
+        assert r.returncode == 0, r.stderr
+        outs[name] = (out / "embeddings.jsonl").read_bytes()
+        manifest = json.loads((tmp_path / f"{name}.manifest" / "embeddings.jsonl.json").read_text())
+        assert manifest["docs_out"] == 5
+    assert outs["with"] == outs["without"]
+    assert [json.loads(line)["id"] for line in outs["with"].decode().splitlines()] == ["d1", "d2", "3", "d4", "d5"]
