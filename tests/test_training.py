@@ -330,3 +330,19 @@ def test_doc_only_training_against_a_lexical_card(tmp_path, lm, tokenizer):
     args.encoder, args.output_dir = bad.path, str(tmp_path / "bad")
     with pytest.raises(TrainingDataError, match="query_expansion"):
         Trainer(args, bad, build_model(args, bad)[0], base)
+
+
+def test_max_seconds_stops_training_and_the_export_says_where(tmp_path, tiny_checkpoint):
+    """A fixed time budget (a GPU lease): training stops after the step that passes it and still exports."""
+    import time
+
+    t = _trainer(tmp_path, tiny_checkpoint, max_steps=100000, max_seconds=0.5)
+    start = time.time()
+    t.train(log=lambda *a: None)
+    assert 1 <= t.step < 100000 and time.time() - start < 30
+    enc = t.export()
+    record = json.loads((enc / "card.json").read_text())["training"]
+    assert record["stopped_at_max_seconds"] == {"planned_steps": 100000} and record["steps"] == t.step
+    untimed = _trainer(tmp_path, tiny_checkpoint, out="untimed", max_steps=2)
+    untimed.train(log=lambda *a: None)
+    assert untimed.step == 2 and "stopped_at_max_seconds" not in untimed.training_record()

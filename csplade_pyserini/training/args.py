@@ -52,6 +52,10 @@ class TrainArguments:
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps for LR warm-up (paper: 5%%)"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the data (ignored when max_steps > 0)"})
     max_steps: int = field(default=0, metadata={"help": "optimizer steps (0: from epochs)"})
+    max_seconds: float = field(default=0.0, metadata={
+        "help": "stop after this many seconds of training (checked after each optimizer step; 0: no limit) and "
+                "export what was reached; the schedule stays the one of the planned steps, and the export's training "
+                "record says where it stopped (for a fixed budget, e.g. a GPU lease)"})
     batch_size: int = field(default=8, metadata={"help": "queries (contrastive) or packed rows (adapt) per micro-batch"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0: off)"})

@@ -319,11 +319,25 @@ class Trainer:
         self.step = state["step"]
         return True
 
+    def time_up(self, t0: float) -> bool:
+        """Whether --max_seconds has passed; with several processes rank 0's clock decides for all."""
+        if not self.args.max_seconds:
+            return False
+        dist = torch.distributed
+        up = torch.tensor([float(time.time() - t0 >= self.args.max_seconds)])
+        if self.world > 1:
+            if dist.get_backend() == "nccl":
+                up = up.to(self.model.device)
+            dist.broadcast(up, 0)
+        return bool(up.item())
+
     def training_record(self) -> dict:
         """This stage's record; the starting encoder's own record nests under "previous" (adapt -> contrastive)."""
         from ..mine_negatives import read_provenance
 
         rec = {"stage": self.args.stage, "steps": self.step, "args": asdict(self.args)}
+        if getattr(self, "stopped_at_time", False):
+            rec["stopped_at_max_seconds"] = {"planned_steps": self.total_steps}
         mined = read_provenance(self.args.train_data)  # negatives mined by mine_negatives: how
         if mined:
             rec["mined"] = mined
@@ -381,6 +395,10 @@ class Trainer:
         logf = open(self.out / "log.jsonl", "a", encoding="utf-8") if self.rank == 0 else None
         t0, last = time.time(), {}
         while self.step < self.total_steps:
+            if self.step and self.time_up(t0):
+                self.stopped_at_time = True
+                log(f"[train] --max_seconds {a.max_seconds:g} reached at step {self.step} of {self.total_steps}")
+                break
             last = self.train_step()
             if logf is not None and (self.step % a.logging_steps == 0 or self.step == self.total_steps):
                 last.update(step=self.step, seconds=round(time.time() - t0, 2))
