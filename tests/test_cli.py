@@ -1,6 +1,7 @@
 """CLI-level tests on a tiny random model: encode output layout, counts, errors, index/search/eval wiring."""
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -260,6 +261,15 @@ def test_help(verb):
     assert "usage" in out.stdout.lower()
     # nothing else: start-up noise of dependencies (torchao's CUDA-only kernels on a CPU machine) is filtered
     assert out.stderr == "", out.stderr
+
+
+def test_training_imports_print_no_offline_kernel_noise():
+    """peft imports bitsandbytes, which on AVX-512 BF16 CPUs asks the hub for a kernel and warns twice offline."""
+    pytest.importorskip("bitsandbytes")
+    out = subprocess.run([sys.executable, "-c", "import csplade_pyserini, peft, bitsandbytes"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    assert "kernels-community" not in out.stderr and "publisher trust" not in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("legacy_progress", [False, True], ids=["timed", "progress-without-seconds"])
