@@ -64,6 +64,7 @@ def test_quantization_study_phases_split_across_machines(tmp_path, lm_session, t
     r = _run(WITHOUT + [study, "--phase", "encode", "--precisions", "fp32", "bf16"] + common)
     assert r.returncode == 0, r.stderr
     encoded = json.loads((tmp_path / "work" / "encoded.json").read_text())
+    assert encoded["complete"] is True  # rewritten after each precision, so a killed phase still brings rows back
     assert [p["encoded"] for p in encoded["precisions"]] == [["scifact", "vaswani"]] * 2
     assert encoded["precisions"][0]["top10_agreement_vs_first"] == 1.0  # fp32 against itself
     r = _run([sys.executable, study, "--phase", "score", "--skip-index-side", "--output-dir", str(tmp_path / "out")]

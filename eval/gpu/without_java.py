@@ -2,6 +2,7 @@
 
     python eval/gpu/without_java.py SCRIPT.py [ARGS...]
     python eval/gpu/without_java.py -m MODULE [ARGS...]
+    python eval/gpu/without_java.py -c CODE [ARGS...]
 
 The GPU machine (see eval/gpu/README.md) has torch, transformers, peft and safetensors but no Pyserini, no pyjnius
 and no Java. Here they are hidden the same way (ModuleNotFoundError; importlib finds no spec), so a device script can be checked on this
@@ -53,7 +54,10 @@ def main(argv: list[str]) -> None:
         print(__doc__.strip())
         raise SystemExit(0 if argv else 2)
     hide(names)
-    if argv[0] == "-m":
+    if argv[0] == "-c":
+        sys.argv = ["-c"] + argv[2:]
+        exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+    elif argv[0] == "-m":
         sys.argv = argv[1:]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     else:
