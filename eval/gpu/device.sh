@@ -90,12 +90,12 @@ train)
     common=(--stage contrastive --encoder "$START" --train_data "$W/scifact-train-fit.bm25.jsonl" --device "$DEV"
             --bf16 true --query_max_length 32 --passage_max_length 128 --temperature 1 --q_flops_weight 1e-4
             --d_flops_weight 1e-4 --flops_warmup_steps 50 --train_term_bias true --logging_steps 10 --save_steps 0
-            --max_seconds "$SECS")
+            --max_seconds "$SECS" --scheduler constant_with_warmup)  # a time cap may stop it anywhere
     stage train_a $((SECS + 120)) "${PY[@]}" -m csplade_pyserini.train "${common[@]}" --output_dir "$W/run-a" \
         --run_name gpu-a --lora_rank 16 --lora_alpha 32 --learning_rate 2e-4 --term_bias_learning_rate 0.005 \
         --batch_size "$BATCH" --negatives 7 --epochs 10
     stage train_b $((SECS + 120)) "${PY[@]}" -m csplade_pyserini.train "${common[@]}" --output_dir "$W/run-b" \
-        --run_name gpu-b --lora_rank 32 --lora_alpha 64 --lora_layers 15 --learning_rate 5e-4 \
+        --run_name gpu-b --lora_rank 32 --lora_alpha 64 --lora_layers 15 --learning_rate 3e-4 \
         --term_bias_learning_rate 0.01 --batch_size "$BATCH" --negatives "$NEGS_B" --epochs 20
     encs=("$START"); for r in a b; do [ -f "$W/run-$r/encoder/card.json" ] && encs+=("$W/run-$r/encoder"); done
     stage dev 240 "${PY[@]}" eval/training/dev_eval.py "${encs[@]}" --corpus "$W/scifact/corpus.jsonl" \

