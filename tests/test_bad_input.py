@@ -107,3 +107,18 @@ def test_java_runtime_is_found_and_vector_module_detected():
     assert rt.version >= 21 and rt.java.exists()
     assert rt.has_vector_module == ("jdk.incubator.vector" in (rt.home / "release").read_text()) or \
         not (rt.home / "release").exists()
+
+
+def test_missing_training_files_are_named_before_the_model_loads(tmp_path):
+    from csplade_pyserini.training.args import TrainArguments
+    from csplade_pyserini.training.data import TrainingDataError
+    from csplade_pyserini.training.trainer import run_training
+
+    data = tmp_path / "collection.tsv"
+    data.write_text("d1\tsome text\n")
+    for kw, flag in (({"train_data": str(tmp_path / "nope.jsonl")}, "--train_data"),
+                     ({"train_data": str(data), "msmarco_queries": str(tmp_path / "q.tsv"),
+                       "msmarco_qrels": str(data), "msmarco_negatives": str(data)}, "--msmarco_queries")):
+        args = TrainArguments(output_dir=str(tmp_path / "out"), encoder="no-such-encoder", **kw)
+        with pytest.raises(TrainingDataError, match=f"{flag} .*: no such file"):
+            run_training(args)  # the unknown encoder would fail later: the files are checked first

@@ -463,6 +463,10 @@ def init_distributed(args: TrainArguments) -> None:
 def run_training(args: TrainArguments) -> Path | None:
     from ..encoder import resolve_card
 
+    for flag in ("train_data", "msmarco_queries", "msmarco_qrels", "msmarco_negatives"):
+        path = getattr(args, flag)
+        if path and not Path(path).exists():  # before the model loads, and naming the flag
+            raise TrainingDataError(f"--{flag} {path}: no such file")
     init_distributed(args)
     card = resolve_card(args.encoder)
     card = card.with_overrides(variant=args.variant, logit_shift=args.logit_shift, lowercase=args.lowercase,
