@@ -343,6 +343,8 @@ def test_max_seconds_stops_training_and_the_export_says_where(tmp_path, tiny_che
     enc = t.export()
     record = json.loads((enc / "card.json").read_text())["training"]
     assert record["stopped_at_max_seconds"] == {"planned_steps": 100000} and record["steps"] == t.step
+    logged = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    assert logged[-1]["step"] == t.step  # the step it stopped at is logged, though not a logging step
     untimed = _trainer(tmp_path, tiny_checkpoint, out="untimed", max_steps=2)
     untimed.train(log=lambda *a: None)
     assert untimed.step == 2 and "stopped_at_max_seconds" not in untimed.training_record()

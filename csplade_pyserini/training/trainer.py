@@ -88,6 +88,7 @@ class Trainer:
                            "weight_decay": 0.0})
         self.opt = torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay)
         self.step = 0
+        self.stopped_at_time = False  # --max_seconds ended the loop before total_steps
         self.flops_schedule = FlopsSchedule(1.0, args.flops_warmup_steps)  # warm-up factor in [0, 1]
         if args.stage == "adapt":
             texts = read_corpus_texts(args.train_data, args.max_passages)
@@ -336,7 +337,7 @@ class Trainer:
         from ..mine_negatives import read_provenance
 
         rec = {"stage": self.args.stage, "steps": self.step, "args": asdict(self.args)}
-        if getattr(self, "stopped_at_time", False):
+        if self.stopped_at_time:
             rec["stopped_at_max_seconds"] = {"planned_steps": self.total_steps}
         mined = read_provenance(self.args.train_data)  # negatives mined by mine_negatives: how
         if mined:
@@ -397,6 +398,9 @@ class Trainer:
         while self.step < self.total_steps:
             if self.step and self.time_up(t0):
                 self.stopped_at_time = True
+                if logf is not None and last and last.get("step") != self.step:  # the last step's numbers
+                    last.update(step=self.step, seconds=round(time.time() - t0, 2))
+                    logf.write(json.dumps(last) + "\n")
                 log(f"[train] --max_seconds {a.max_seconds:g} reached at step {self.step} of {self.total_steps}")
                 break
             last = self.train_step()
