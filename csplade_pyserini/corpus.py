@@ -53,6 +53,14 @@ def join_text(*parts) -> str:
     return " ".join(p.strip() for p in parts if p and p.strip())
 
 
+def passage_texts(texts, titles=None) -> list[str]:
+    """What the encoder reads of each passage: its title and text joined by :func:`join_text` (``titles`` given),
+    else the text ("" for None). Pyserini's DocumentEncoder signature: the encode CLI and CspladeDocumentEncoder."""
+    if titles is not None:
+        return [join_text(ti, te) for ti, te in zip(titles, texts)]
+    return [t or "" for t in texts]
+
+
 def record_text(info: dict, fields=("title", "text")) -> str:
     """A record's text: its fields joined by :func:`join_text`, or its 'contents' when it has none of them."""
     if any(f in info for f in fields):

@@ -78,7 +78,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
 
     from tqdm import tqdm
 
-    from .corpus import check_jsonl_corpus, field_batches, join_text
+    from .corpus import check_jsonl_corpus, field_batches, join_text, passage_texts
     from .encoder import CspladeEncoder
     from .writer import AtomicJsonlWriter, meta_dir, sha256_file, shard_filename, write_manifest
 
@@ -141,9 +141,8 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
             titles = batch[fields[0]] if len(fields) > 1 else None
             if len(fields) > 2:  # join leading fields as the title
                 titles = [join_text(*xs) for xs in zip(*(batch[f] for f in fields[:-1]))]
-            texts = ([join_text(ti, te) for ti, te in zip(titles, texts)] if titles is not None
-                     else [t or "" for t in texts])
-            batch["vector"] = enc.encode(texts, "passage", max_length=max_length, progress=bar.update)
+            batch["vector"] = enc.encode(passage_texts(texts, titles), "passage", max_length=max_length,
+                                         progress=bar.update)
             writer.write(batch, fields)
             stats = enc.stats
             elapsed = time.time() - t0

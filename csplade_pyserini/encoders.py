@@ -18,7 +18,7 @@ jvm.bootstrap()  # pyserini.encode starts the JVM at import
 
 from pyserini.encode import DocumentEncoder, QueryEncoder  # noqa: E402
 
-from .corpus import join_text  # noqa: E402
+from .corpus import passage_texts  # noqa: E402
 from .encoder import CspladeEncoder, load_query_encoder  # noqa: E402
 from .modeling.card import EncoderCard  # noqa: E402
 
@@ -39,11 +39,7 @@ class CspladeDocumentEncoder(DocumentEncoder):
 
     def encode(self, texts, titles=None, max_length: int | None = None, fp16: bool = False, progress=None,
                **kwargs):
-        if titles is not None:
-            texts = [join_text(ti, te) for ti, te in zip(titles, texts)]
-        else:
-            texts = [t or "" for t in texts]
-        return self.encoder.encode(texts, "passage", max_length=max_length, progress=progress)
+        return self.encoder.encode(passage_texts(texts, titles), "passage", max_length=max_length, progress=progress)
 
 
 class CspladeQueryEncoder(QueryEncoder):

@@ -251,6 +251,8 @@ def write_run(results: dict, output, output_format: str = "trec", tag: str = "cs
 
 
 def build_parser():
+    from .lucene_direct import SEARCHERS
+
     p = argparse.ArgumentParser(prog="python -m csplade_pyserini.search", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     p.add_argument("--index", required=True, help="Lucene impact index directory")
@@ -261,7 +263,7 @@ def build_parser():
     p.add_argument("--hits", type=int, default=1000, help="hits per query (default: 1000)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="search threads of --searcher pyserini (default: all cores); direct search runs on one")
-    p.add_argument("--searcher", choices=["direct", "pyserini"], default="direct",
+    p.add_argument("--searcher", choices=SEARCHERS, default="direct",
                    help="direct (default): Lucene top k without reading stored documents, one thread; pyserini: "
                         "Pyserini's batch_search. Both give the same rankings and scores")
     p.add_argument("--output-format", choices=["trec", "msmarco"], default="trec")

@@ -91,14 +91,12 @@ class AtomicJsonlWriter:
             self.progress_file.unlink(missing_ok=True)
 
     def write(self, batch_info, fields=None):
-        for i, vec in enumerate(batch_info["vector"]):
+        for i, vec in enumerate(batch_info["vector"]):  # JsonlRepresentationWriter.write's lines, byte for byte
             if not vec:
-                batch_info["vector"][i] = {EMPTY_DOC_TERM: 1}
+                batch_info["vector"][i] = vec = {EMPTY_DOC_TERM: 1}
                 self.n_placeholder += 1
-        for i in range(len(batch_info["id"])):  # JsonlRepresentationWriter.write's lines, byte for byte
             contents = "\n".join([batch_info[key][i] if batch_info[key][i] is not None else "" for key in fields])
-            self.file.write(json.dumps({"id": batch_info["id"][i], "contents": contents,
-                                        "vector": batch_info["vector"][i]}) + "\n")
+            self.file.write(json.dumps({"id": batch_info["id"][i], "contents": contents, "vector": vec}) + "\n")
         self.n_written += len(batch_info["id"])
 
 
