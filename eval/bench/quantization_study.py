@@ -386,10 +386,12 @@ def load_setups(work: Path) -> list[dict]:
 
 
 def main(argv=None):
+    from csplade_pyserini.quantize import PRECISIONS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", default=None, help="encoder card (default: the project's default encoder)")
-    p.add_argument("--precisions", nargs="+", default=None, help="default: every precision of quantize.PRECISIONS")
+    p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     p.add_argument("--device", default="cpu")
     p.add_argument("--queries", type=int, default=40, help="queries per setup (default: 40)")
     p.add_argument("--docs", type=int, default=200, help="documents per setup (judged + sample; default: 200)")
@@ -407,16 +409,11 @@ def main(argv=None):
     p.add_argument("--output-dir", default=str(ROOT / "eval" / "quantization"))
     p.add_argument("--work", default=str(ROOT / "runs" / "quantization-study"))
     a = p.parse_args(argv)
-    from csplade_pyserini.quantize import PRECISIONS
-
-    a.precisions = a.precisions or list(PRECISIONS)
-    bad = [x for x in a.precisions if x not in PRECISIONS]
-    if bad:
-        raise SystemExit(f"--precisions: unknown {', '.join(bad)} (choose from {', '.join(PRECISIONS)})")
     a.limits = {prec: seconds_for(a.max_seconds_per_precision, prec) for prec in a.precisions}  # bad values fail now
     work, out = Path(a.work), Path(a.output_dir)
     work.mkdir(parents=True, exist_ok=True)
-    a.partial_file = str((work if a.phase == "encode" else out) / "study.partial.json")
+    # the encode phase rewrites encoded.json after every precision instead (write_encoded)
+    a.partial_file = None if a.phase == "encode" else str(out / "study.partial.json")
     for phase, needed, step in (("encode", "setups.json", "prepare"), ("score", "encoded.json", "encode")):
         if a.phase == phase and not (work / needed).exists():
             raise SystemExit(f"{work / needed} is missing: run --phase {step} (with the same --work) first")
@@ -446,7 +443,6 @@ def main(argv=None):
         a.encoded_meta = meta
         rows = encoder_side(a, setups, work, score=False)
         write_encoded(work, meta, rows, complete=True)
-        Path(a.partial_file).unlink(missing_ok=True)
         print(f"[study] encoder side written to {work / 'encoded.json'}: bring {work} back and run --phase score",
               file=sys.stderr)
         return None

@@ -31,6 +31,13 @@ stage() {  # stage NAME SECONDS CMD...: run with a limit, log to $OUT/NAME.log (
     rc=$?
     stamp "$name: exit $rc" | tee -a "$log"
 }
+use_kit_model() {  # the kit's GGUF (setup.sh exports SMOLLM2_DIR), converted once into a cache outside the repo copy
+    if [ -n "${SMOLLM2_DIR:-}" ]; then
+        export CSPLADE_SMOLLM2_GGUF="$SMOLLM2_DIR/$SMOLLM2_GGUF" CSPLADE_CACHE=${CSPLADE_CACHE:-/root/cache/csplade}
+    elif [ "$DEV" = cuda ]; then
+        echo "device.sh $1: source .device/kit/setup.sh first (model not ready)" >&2; exit 1
+    fi
+}
 case "${1:-}" in
 random)
     [ "$DEV" = cpu ] || nvidia-smi -L
@@ -39,11 +46,7 @@ random)
         --models llama-1b-shaped llama-8b-shaped --output "$OUT/encode_bench_gpu_llama.json" "${BENCH_SMALL[@]}"
     ;;
 model)
-    if [ -n "${SMOLLM2_DIR:-}" ]; then  # the kit's GGUF, converted once into a cache outside the repo copy
-        export CSPLADE_SMOLLM2_GGUF="$SMOLLM2_DIR/$SMOLLM2_GGUF" CSPLADE_CACHE=${CSPLADE_CACHE:-/root/cache/csplade}
-    elif [ "$DEV" = cuda ]; then
-        echo "device.sh model: source .device/kit/setup.sh first (model not ready)" >&2; exit 1
-    fi
+    use_kit_model model
     if ls .device/whl/*.whl >/dev/null 2>&1; then  # torchao (and bitsandbytes, if it was carried)
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
             .device/whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
@@ -69,11 +72,7 @@ train)
     # #5 on a GPU: two contrastive runs from the default's passage encoder on SciFact train-fit (709 queries, BM25
     # negatives), each stopped at TRAIN_SECONDS; the 100 dev queries choose between them and their start; the chosen
     # encoder's passages of all of SciFact and Vaswani come back, with both encoders, to be indexed and searched here.
-    if [ -n "${SMOLLM2_DIR:-}" ]; then
-        export CSPLADE_SMOLLM2_GGUF="$SMOLLM2_DIR/$SMOLLM2_GGUF" CSPLADE_CACHE=${CSPLADE_CACHE:-/root/cache/csplade}
-    elif [ "$DEV" = cuda ]; then
-        echo "device.sh train: source .device/kit/setup.sh first (model not ready)" >&2; exit 1
-    fi
+    use_kit_model train
     [ -f .device/train/scifact-train-fit.bm25.jsonl.xz ] || { echo "device.sh train: .device/train was not carried" >&2; exit 1; }
     W=${TRAIN_WORK:-/tmp/csplade-train}; START=${START:-smollm2-135m-echo-corpusfit}
     SECS=${TRAIN_SECONDS:-100} POOL=${DEV_POOL:-1000} HEAD=0 DOCS=0 BATCH=32 NEGS_B=15 DEV_QUERIES=0
