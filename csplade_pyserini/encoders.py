@@ -21,10 +21,16 @@ from pyserini.encode import DocumentEncoder, QueryEncoder  # noqa: E402
 from .corpus import passage_texts  # noqa: E402
 from .encoder import CspladeEncoder, load_query_encoder  # noqa: E402
 from .modeling.card import EncoderCard  # noqa: E402
+from .terms import EMPTY_DOC_TERM  # noqa: E402
 
 
 class CspladeDocumentEncoder(DocumentEncoder):
-    """Pyserini ``DocumentEncoder``: ``encode(texts, titles=None, max_length=..., fp16=...)`` -> [{term: int}]."""
+    """Pyserini ``DocumentEncoder``: ``encode(texts, titles=None, max_length=..., fp16=...)`` -> [{term: int}].
+
+    A text that gets no term (empty, or nothing above the cut) gets the placeholder term ``<csplade:empty>`` (weight
+    1), as our ``encode`` CLI writes it: Anserini skips a document without terms, so Pyserini's writer would drop it
+    from the index. ``stats["empty_vectors"]`` counts them; no query contains the term, so no score changes.
+    """
 
     def __init__(self, model_name: str | EncoderCard | None = None, device: str | None = None,
                  fp16: bool = False, batch_size: int = 32, encoder: CspladeEncoder | None = None,
@@ -39,7 +45,8 @@ class CspladeDocumentEncoder(DocumentEncoder):
 
     def encode(self, texts, titles=None, max_length: int | None = None, fp16: bool = False, progress=None,
                **kwargs):
-        return self.encoder.encode(passage_texts(texts, titles), "passage", max_length=max_length, progress=progress)
+        out = self.encoder.encode(passage_texts(texts, titles), "passage", max_length=max_length, progress=progress)
+        return [vec or {EMPTY_DOC_TERM: 1} for vec in out]
 
 
 class CspladeQueryEncoder(QueryEncoder):

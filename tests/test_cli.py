@@ -253,7 +253,7 @@ def test_index_detects_incomplete_shard(tmp_path, tiny_checkpoint):
 
 @pytest.mark.parametrize("verb", ["encode", "index", "search", "eval", "explain", "demo", "train", "mine_negatives",
                                   "plot_log", "reproduce", "fuse", "ship", "calibrate", "fit_query_weights",
-                                  "quantize", "results"])
+                                  "quantize", "results", "pyserini_cli"])
 def test_help(verb):
     out = subprocess.run([sys.executable, "-m", f"csplade_pyserini.{verb}", "--help"], capture_output=True,
                          text=True, timeout=120)
