@@ -1,9 +1,12 @@
 """CLI-level tests on a tiny random model: encode output layout, counts, errors, index/search/eval wiring."""
 import dataclasses
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -251,6 +254,31 @@ def test_index_detects_incomplete_shard(tmp_path, tiny_checkpoint):
         build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
 
 
+@functools.lru_cache(maxsize=1)
+def _documented_flags() -> dict:
+    """{verb: flags} that the command blocks of README.md and eval/**/README.md pass to `python -m
+    csplade_pyserini.<verb>` or `csplade-<verb>` (a launcher line's flags are Pyserini's and are not collected)."""
+    root = Path(__file__).resolve().parents[1]
+    flags: dict = {}
+    for path in [root / "README.md", *sorted((root / "eval").glob("**/README.md"))]:
+        for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", path.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split(" #")[0]
+                for m in re.finditer(r"(?:^|[\s;&(|`])(?:python -m csplade_pyserini\.(\w+)|csplade-(\w[\w-]*))"
+                                     r"((?:(?![;&|]).)*)", line):
+                    verb = m.group(1) or m.group(2).replace("-", "_")
+                    if verb != "pyserini":
+                        flags.setdefault(verb, set()).update(re.findall(r"(?<![\w-])--[\w-]+", m.group(3)))
+    return flags
+
+
+def test_documented_commands_are_found():
+    """The README parser finds the commands (so test_help's flag check below cannot pass by finding none)."""
+    flags = _documented_flags()
+    assert {"encode", "index", "search", "train", "reproduce"} <= set(flags)
+    assert {"--corpus", "--embeddings", "--encoder"} <= flags["encode"] and "--bm25" in flags["index"]
+
+
 @pytest.mark.parametrize("verb", ["encode", "index", "search", "eval", "explain", "demo", "train", "mine_negatives",
                                   "plot_log", "reproduce", "fuse", "ship", "calibrate", "fit_query_weights",
                                   "quantize", "results", "pyserini_cli"])
@@ -261,6 +289,9 @@ def test_help(verb):
     assert "usage" in out.stdout.lower()
     # nothing else: start-up noise of dependencies (torchao's CUDA-only kernels on a CPU machine) is filtered
     assert out.stderr == "", out.stderr
+    # every flag the READMEs' commands give this verb is one its --help lists (docs kept current)
+    stale = sorted(f for f in _documented_flags().get(verb, ()) if f not in out.stdout)
+    assert not stale, f"README commands pass {stale} to {verb}, which its --help does not list"
 
 
 def test_training_imports_print_no_offline_kernel_noise():
