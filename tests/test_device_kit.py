@@ -77,6 +77,12 @@ def test_quantization_study_phases_split_across_machines(tmp_path, lm_session, t
             assert 0 <= row[setup]["ndcg@10"] <= 1
     assert set(result["bm25"]) == {"scifact", "vaswani"}
     assert "| fp32 |" in (tmp_path / "out" / "study.md").read_text()
+    # an encode phase that dies before its first precision leaves no earlier run's rows behind to travel back
+    missing = ["--encoder", str(tmp_path / "no-such-encoder"), "--work", str(tmp_path / "work")]
+    r = _run(WITHOUT + [study, "--phase", "encode", "--precisions", "fp32"] + missing)
+    assert r.returncode != 0
+    encoded = json.loads((tmp_path / "work" / "encoded.json").read_text())
+    assert encoded["complete"] is False and encoded["precisions"] == [] and "no-such-encoder" in encoded["command"]
 
 
 RECORDS = [

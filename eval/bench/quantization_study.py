@@ -441,6 +441,7 @@ def main(argv=None):
             "loadavg_at_start": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []}
     if a.phase == "encode":
         a.encoded_meta = meta
+        write_encoded(work, meta, [], complete=False)  # an earlier run's file never survives into this one's
         rows = encoder_side(a, setups, work, score=False)
         write_encoded(work, meta, rows, complete=True)
         print(f"[study] encoder side written to {work / 'encoded.json'}: bring {work} back and run --phase score",

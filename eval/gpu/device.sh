@@ -15,9 +15,11 @@ OUT=${OUT:-/tmp/csplade-out}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 # SIM=1: a dry run on this machine (CPU, tiny sizes, Pyserini and Java hidden as there); its numbers mean nothing.
-DEV=cuda PY=(python3) BENCH_SMALL=() STUDY_SMALL=() HEAD_SMALL=()
+DEV=cuda PY=(python3) BENCH_SMALL=() STUDY_SMALL=() HEAD_SMALL=() QWORK=.device/qstudy
 if [ "${SIM:-0}" = 1 ]; then
     DEV=cpu PY=(python3 eval/gpu/without_java.py)
+    # the study writes into its --work: a dry run works on a copy, so nothing of it can travel in a real call
+    QWORK=$(mktemp -d)/qstudy && { [ ! -d .device/qstudy ] || cp -r .device/qstudy "$QWORK"; }
     BENCH_SMALL=(--layers 1 --passage-batches 2 --query-batches 2 --reps 1 --heads raw)
     STUDY_SMALL=(--precisions fp32 bf16)
     HEAD_SMALL=(--texts 2 --length 64 --reps 1)
@@ -58,12 +60,12 @@ p = smollm2_checkpoint(); print(p, weights_sha256(p))' 2>&1 | grep -v 'it/s]'
         --output "$OUT/head_forward_gpu.json"
     stage encode_bench_smollm2 240 "${PY[@]}" eval/bench/encode_bench.py --device "$DEV" --models smollm2 \
         --output "$OUT/encode_bench_gpu_smollm2.json" "${BENCH_SMALL[@]}"
-    if [ -f .device/qstudy/setups.json ]; then
+    if [ -f "$QWORK/setups.json" ]; then
         stage quantization_encode 360 "${PY[@]}" eval/bench/quantization_study.py --phase encode --device "$DEV" \
-            --work .device/qstudy --encoder "${STUDY_ENCODER:-smollm2-135m-echo-corpusfit}" \
+            --work "$QWORK" --encoder "${STUDY_ENCODER:-smollm2-135m-echo-corpusfit}" \
             --max-seconds-per-precision 45 --precisions fp32 bf16 fp16 torchao-int8-weight-only \
             torchao-int8-dynamic torchao-int4-weight-only bnb-int8 bnb-nf4 torch-int8-dynamic "${STUDY_SMALL[@]}"
-        tar -C .device -czf "$OUT/qstudy.tar.gz" qstudy && ls -la "$OUT/qstudy.tar.gz"
+        tar -C "$(dirname "$QWORK")" -czf "$OUT/qstudy.tar.gz" qstudy && ls -la "$OUT/qstudy.tar.gz"
     else
         stamp "no .device/qstudy/setups.json: the study was not carried (eval/gpu/prepare.sh writes it)"
     fi
