@@ -15,7 +15,7 @@ OUT=${OUT:-/tmp/csplade-out}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 # SIM=1: a dry run on this machine (CPU, tiny sizes, Pyserini and Java hidden as there); its numbers mean nothing.
-DEV=cuda PY=(python3) BENCH_SMALL=() STUDY_SMALL=() HEAD_SMALL=() QWORK=.device/qstudy
+DEV=cuda PY=(python3) BENCH_SMALL=() STUDY_SMALL=() HEAD_SMALL=() HOST_SMALL=() QWORK=.device/qstudy
 if [ "${SIM:-0}" = 1 ]; then
     DEV=cpu PY=(python3 eval/gpu/without_java.py)
     # the study writes into its --work: a dry run works on a copy, so nothing of it can travel in a real call
@@ -23,6 +23,7 @@ if [ "${SIM:-0}" = 1 ]; then
     BENCH_SMALL=(--layers 1 --passage-batches 2 --query-batches 2 --reps 1 --heads raw)
     STUDY_SMALL=(--precisions fp32 bf16)
     HEAD_SMALL=(--texts 2 --length 64 --reps 1)
+    HOST_SMALL=(--docs 16 --call-size 8 --batch-size 4)
 fi
 stamp() { echo "[device $(date -u +%H:%M:%S)] $*"; }
 stage() {  # stage NAME SECONDS CMD...: run with a limit, log to $OUT/NAME.log (or $OUT/$STAGE_LOG.log), never stop
@@ -60,6 +61,10 @@ p = smollm2_checkpoint(); print(p, weights_sha256(p))' 2>&1 | grep -v 'it/s]'
         --output "$OUT/head_forward_gpu.json"
     stage encode_bench_smollm2 240 "${PY[@]}" eval/bench/encode_bench.py --device "$DEV" --models smollm2 \
         --output "$OUT/encode_bench_gpu_smollm2.json" "${BENCH_SMALL[@]}"
+    if [ -f "$QWORK/scifact.subset.jsonl" ]; then  # #7: the host side of encoding beside the forward; its log joins
+        STAGE_LOG=encode_bench_smollm2 stage host_side 120 "${PY[@]}" eval/bench/host_side.py --device "$DEV" \
+            --corpus "$QWORK/scifact.subset.jsonl" --output "$OUT/host_side_gpu.json" "${HOST_SMALL[@]}"
+    fi  # the benchmark's (a call returns at most 8 files)
     if [ -f "$QWORK/setups.json" ]; then
         stage quantization_encode 360 "${PY[@]}" eval/bench/quantization_study.py --phase encode --device "$DEV" \
             --work "$QWORK" --encoder "${STUDY_ENCODER:-smollm2-135m-echo-corpusfit}" \

@@ -3,7 +3,7 @@
 #   bash eval/gpu/finish.sh [--random DIR] [--model DIR] [--train DIR] [--name NAME]
 # DIR: the folder the run tool put that call's $OUT files in (its files_at). NAME (default h100) names the results:
 #   --random: eval/bench/encode_bench_NAME_llama.{json,png,txt}
-#   --model:  eval/bench/encode_bench_NAME_smollm2.{json,png,txt}, eval/bench/head_forward_NAME.json, and the study
+#   --model:  eval/bench/encode_bench_NAME_smollm2.{json,png,txt}, eval/bench/{head_forward,host_side}_NAME.json, the study
 #             scored here into eval/quantization/NAME/
 #   --train:  eval/gpu/score_trained.py: indexed, searched and evaluated here into eval/training/gpu_NAME.json
 set -euo pipefail
@@ -32,9 +32,11 @@ bench() {  # bench MODEL DIR
 if [ -n "$random" ]; then bench llama "$random"; fi
 if [ -n "$model" ]; then
     bench smollm2 "$model"
-    if [ -f "$model/head_forward_gpu.json" ]; then
-        cp "$model/head_forward_gpu.json" "eval/bench/head_forward_$name.json" && echo "filed eval/bench/head_forward_$name.json"
-    fi
+    for f in head_forward host_side; do
+        if [ -f "$model/${f}_gpu.json" ]; then
+            cp "$model/${f}_gpu.json" "eval/bench/${f}_$name.json" && echo "filed eval/bench/${f}_$name.json"
+        fi
+    done
     if [ -f "$model/qstudy.tar.gz" ]; then
         rm -rf .device/qstudy-back && mkdir -p .device/qstudy-back
         tar -C .device/qstudy-back -xzf "$model/qstudy.tar.gz"
