@@ -18,7 +18,7 @@ project's CLIs get:
     ``--max-length`` defaults to the card's ``passage_max_length`` instead of Pyserini's 256. The vectors are the
     ``{term: int}`` our ``encode`` writes.
   - ``pyserini.search.lucene --impact``: queries are encoded by the card's query side (a lexical card loads no
-    model). The index's document frequencies are used for a ``query_df_curve`` card, and an index built by our
+    model; with ``--batch-size`` above 1, a batch of queries goes through the model at once). The index's document frequencies are used for a ``query_df_curve`` card, and an index built by our
     ``index`` CLI is checked against the card (``--ignore-index-encoder``, taken out before Pyserini parses its
     arguments, skips the check, as in our ``search``). ``--min-idf -1`` is added unless given: Pyserini's default 0 drops
     the query terms that occur in every document, so its scores would not be the encoder's dot products.
@@ -161,8 +161,18 @@ def install_hooks(module: str, args: list[str], check_index: bool = True) -> Non
             query_encoder.use_index(index_dir, check=check_index)
         original(self, index_dir, query_encoder, min_idf, encoder_type, prebuilt_index_name)
 
+    original_batch = LuceneImpactSearcher.batch_search
+
+    def batch_search(self, queries, qids, k=10, threads=1, fields=dict()):
+        from .encoders import CspladeQueryEncoder
+
+        if isinstance(self.query_encoder, CspladeQueryEncoder):
+            self.query_encoder.encode_batch(list(queries))  # one forward per batch; Pyserini then reads the cache
+        return original_batch(self, queries, qids, k, threads, fields)
+
     __init__._csplade = True
     LuceneImpactSearcher.__init__ = __init__
+    LuceneImpactSearcher.batch_search = batch_search
 
 
 def resolve_module(name: str) -> str:

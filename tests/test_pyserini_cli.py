@@ -95,6 +95,11 @@ def test_pyserini_clis_through_the_launcher_match_ours(tmp_path, tiny_checkpoint
     assert prun and [r[:4] for r in prun] == [r[:4] for r in orun]
     assert [float(r[4]) for r in prun] == [float(r[4]) for r in orun]
     assert {r[2] for r in prun} >= {"d1", "d4"}
+    # Pyserini's batch_search path (--batch-size > 1): the queries are encoded as one batch, the run is the same
+    _launch("pyserini.search.lucene", "--index", "idx", "--topics", "topics.tsv", "--impact", "--encoder", enc,
+            "--hits", "10", "--batch-size", "2", "--threads", "2", "--output", "brun.txt", cwd=tmp_path)
+    brun = [line.split()[:5] for line in open(tmp_path / "brun.txt")]
+    assert [r[:4] for r in brun] == [r[:4] for r in prun] and [float(r[4]) for r in brun] == [float(r[4]) for r in prun]
 
     # an index our index CLI built records its passages' encoder: a card that weighs passages otherwise is refused
     # in one line (as by our search), and --ignore-index-encoder, which Pyserini never sees, searches anyway
