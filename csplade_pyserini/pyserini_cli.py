@@ -18,10 +18,11 @@ project's CLIs get:
     ``--max-length`` defaults to the card's ``passage_max_length`` instead of Pyserini's 256. The vectors are the
     ``{term: int}`` our ``encode`` writes.
   - ``pyserini.search.lucene --impact``: queries are encoded by the card's query side (a lexical card loads no
-    model; with ``--batch-size`` above 1, a batch of queries goes through the model at once). The index's document frequencies are used for a ``query_df_curve`` card, and an index built by our
-    ``index`` CLI is checked against the card (``--ignore-index-encoder``, taken out before Pyserini parses its
-    arguments, skips the check, as in our ``search``). ``--min-idf -1`` is added unless given: Pyserini's default 0 drops
-    the query terms that occur in every document, so its scores would not be the encoder's dot products.
+    model; with ``--batch-size`` above 1, a batch of queries goes through the model at once). A ``query_df_curve``
+    card reads the index's document frequencies, and an index built by our ``index`` CLI is checked against the
+    card (``--ignore-index-encoder``, taken out before Pyserini parses its arguments, skips the check, as in our
+    ``search``). ``--min-idf -1`` is added unless given: Pyserini's default 0 drops the query terms that occur in
+    every document, so its scores would not be the encoder's dot products.
   Any other ``--encoder`` value (a Pyserini encoder, an encoded-queries ``.jsonl``) goes to Pyserini unchanged.
 
 Every flag this launcher adds is printed on stderr. Example (SciFact, the default encoder):
