@@ -69,6 +69,31 @@ NORM_ROWS = 16
 VECTORIZED_DEVICES = {"cuda"}
 VECTORIZED_CHUNK_TOKENS = 2048
 
+
+def _reduce_chunks(out, hidden, weight, bias, rows, chunk, dtype, normalize, softcap) -> None:
+    """The forward's max on a VECTORIZED_DEVICES device: each chunk's scores reduced into their rows at once."""
+    with warnings.catch_warnings():  # "index_reduce() is in beta" (torch 2.13), once per process
+        warnings.filterwarnings("ignore", message=r"index_reduce\(\) is in beta", category=UserWarning)
+        for s in range(0, hidden.shape[0], chunk):  # no host sync, a few kernels per chunk
+            e = min(s + chunk, hidden.shape[0])
+            scores, _ = _chunk_scores(hidden[s:e], weight, bias, dtype, normalize, softcap)
+            out.index_reduce_(0, rows[s:e], scores.to(out.dtype), "amax")
+
+
+def _walk_rows(out, hidden, weight, bias, rows, chunk, dtype, normalize, softcap) -> None:
+    """The forward's max elsewhere: each chunk's runs of rows walked from Python, log-softmax in cache-sized blocks."""
+    for s in range(0, hidden.shape[0], chunk):
+        e = min(s + chunk, hidden.shape[0])
+        raw = _linear(hidden[s:e], weight, bias, dtype)
+        for r, a, b in _row_segments(rows, s, e):
+            if not normalize:
+                torch.maximum(out[r], raw[a - s:b - s].amax(0), out=out[r])
+                continue
+            for u in range(a, b, NORM_ROWS):  # the same float32 math row by row, in cache-sized blocks
+                block = _log_probs(raw[u - s:min(u + NORM_ROWS, b) - s], softcap)
+                torch.maximum(out[r], block.amax(0), out=out[r])
+
+
 class ChunkedMaxLogits(torch.autograd.Function):
     """max over the tokens of each row of ``hidden @ weight.T + bias`` (or, with ``normalize``, of its per-position
     log-softmax), computed chunk by chunk.
@@ -86,25 +111,9 @@ class ChunkedMaxLogits(torch.autograd.Function):
                               dtype=torch.float32 if normalize and low else dtype)
         if hidden.device.type in VECTORIZED_DEVICES:
             chunk = max(chunk, VECTORIZED_CHUNK_TOKENS)
-            with warnings.catch_warnings():  # "index_reduce() is in beta" (torch 2.13), once per process
-                warnings.filterwarnings("ignore", message=r"index_reduce\(\) is in beta", category=UserWarning)
-                for s in range(0, hidden.shape[0], chunk):  # no host sync, a few kernels per chunk
-                    e = min(s + chunk, hidden.shape[0])
-                    scores, _ = _chunk_scores(hidden[s:e], weight, bias, dtype, normalize, softcap)
-                    out.index_reduce_(0, rows[s:e], scores.to(out.dtype), "amax")
-            ctx.save_for_backward(hidden, weight, bias, rows, out)
-            ctx.chunk, ctx.dtype, ctx.normalize, ctx.softcap = chunk, dtype, normalize, softcap
-            return out
-        for s in range(0, hidden.shape[0], chunk):
-            e = min(s + chunk, hidden.shape[0])
-            raw = _linear(hidden[s:e], weight, bias, dtype)
-            for r, a, b in _row_segments(rows, s, e):
-                if not normalize:
-                    torch.maximum(out[r], raw[a - s:b - s].amax(0), out=out[r])
-                    continue
-                for u in range(a, b, NORM_ROWS):  # the same float32 math row by row, in cache-sized blocks
-                    block = _log_probs(raw[u - s:min(u + NORM_ROWS, b) - s], softcap)
-                    torch.maximum(out[r], block.amax(0), out=out[r])
+            _reduce_chunks(out, hidden, weight, bias, rows, chunk, dtype, normalize, softcap)
+        else:
+            _walk_rows(out, hidden, weight, bias, rows, chunk, dtype, normalize, softcap)
         ctx.save_for_backward(hidden, weight, bias, rows, out)
         ctx.chunk, ctx.dtype, ctx.normalize, ctx.softcap = chunk, dtype, normalize, softcap
         return out
