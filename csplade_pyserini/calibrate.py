@@ -76,17 +76,17 @@ def pooled_scores(encoder, texts: list[str], side: str, batch_size: int, desc: s
     bonus; the text's own tokens are ``own_counts``)."""
     from tqdm import tqdm
 
+    from .encoder import length_batches
+
     model = encoder.model
     vocab = model.lm_head.weight.shape[0]
     if not texts:
         return torch.empty(0, vocab)
     prefix, max_length, _ = encoder.settings(side)
     toks = model.token_lists(texts, prefix)
-    order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
     out = torch.empty(len(texts), vocab)
     with tqdm(total=len(texts), desc=desc, unit="text", file=sys.stderr) as bar:
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
+        for idx in length_batches(toks, batch_size):
             f = model.features([toks[i] for i in idx], max_length).to(model.device)
             h = model.hidden_states(f.input_ids, f.attention_mask)
             out[idx] = model.pooling.max_logits(h, f.pool_mask, model.lm_head).float().cpu()

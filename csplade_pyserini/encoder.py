@@ -89,6 +89,12 @@ def resolve_card(name_or_path: str | None) -> EncoderCard:
         f"(available: {', '.join(available_encoders()) or 'none'}), nor a directory with {CARD_FILE} or config.json")
 
 
+def length_batches(token_lists, batch_size: int) -> list[list[int]]:
+    """Batches of text indices, longest first, so each batch holds texts of similar length (little padding)."""
+    order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i][0]), reverse=True)
+    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
+
 class CspladeEncoder:
     """Runs an encoder card. ``encode(texts, side)`` -> list of {term: int}; counts land in ``self.stats``."""
 
@@ -178,10 +184,8 @@ class CspladeEncoder:
         batch_size = batch_size or self.batch_size
         windows = self.windows(side)
         toks = self.model.token_lists(list(texts), prefix)
-        order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
         out = [None] * len(toks)
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
+        for idx in length_batches(toks, batch_size):
             feats = self.model.features([toks[i] for i in idx], max_length, windows,
                                         self.pool_lead(side)).to(self.model.device)
             weights = self.model(**feats.inputs())

@@ -52,14 +52,8 @@ def load_texts(corpus: Path, n: int) -> tuple[list[str], list[str]]:
     return (ids * reps)[:n], (texts * reps)[:n]
 
 
-def plan(toks, batch: int) -> list[list[int]]:
-    """Mini-batches of indices, longest first, as CspladeEncoder._model_ids forms them."""
-    order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
-    return [order[s:s + batch] for s in range(0, len(order), batch)]
-
-
 def main(argv=None):
-    from csplade_pyserini.encoder import CspladeEncoder
+    from csplade_pyserini.encoder import CspladeEncoder, length_batches
     from csplade_pyserini.modeling.backbone import machine_summary
     from csplade_pyserini.paths import data_dir
     from csplade_pyserini.sparse import quantize
@@ -93,7 +87,8 @@ def main(argv=None):
 
     def prepare(chunk):
         toks = m.token_lists(chunk, prefix)
-        return [(idx, m.features([toks[i] for i in idx], max_length, windows).to(dev)) for idx in plan(toks, a.batch_size)]
+        return [(idx, m.features([toks[i] for i in idx], max_length, windows).to(dev))
+                for idx in length_batches(toks, a.batch_size)]
 
     def run_call(prepared, size):
         out = [None] * size
@@ -116,7 +111,7 @@ def main(argv=None):
     with torch.inference_mode():
         enc.encode_ids(texts[:a.batch_size], "passage")  # warm-up (kernels, allocator)
         toks, t_tok = timed(lambda: m.token_lists(texts, prefix))
-        batches = plan(toks, a.batch_size)
+        batches = length_batches(toks, a.batch_size)
         feats, t_feat = timed(lambda: [m.features([toks[i] for i in idx], max_length, windows).to(dev)
                                        for idx in batches])
         weights, t_fwd = timed(lambda: [m(**f.inputs()) for f in feats])
@@ -125,7 +120,7 @@ def main(argv=None):
         _, t_json = timed(lambda: [json.dumps({"id": ids[i], "contents": texts[i],
                                                "vector": {terms.term(t): q for t, q in zip(*v)}})
                                    for i, v in zip(order, ids_ints)])
-        del weights, feats
+        weights = feats = None  # free them before the end-to-end passes
         serial, t_serial = timed(lambda: [v for chunk in calls for v in enc.encode_ids(chunk, "passage")])
         over, t_over = timed(overlapped)
     same = over == serial

@@ -17,7 +17,7 @@ import torch
 
 from csplade_pyserini.calibrate import ndcg_at_k, read_qrels
 from csplade_pyserini.corpus import doc_id, record_text
-from csplade_pyserini.encoder import CspladeEncoder
+from csplade_pyserini.encoder import CspladeEncoder, length_batches
 from csplade_pyserini.paths import data_dir
 from csplade_pyserini.topics import load_topics
 
@@ -38,10 +38,8 @@ def float_weights(enc, texts, side, batch_size=16, max_length=None):
     windows = enc.windows(side)
     m = enc.model
     toks = m.token_lists(texts, prefix)
-    order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
     out = torch.zeros(len(texts), m.lm_head.weight.shape[0])
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
+    for idx in length_batches(toks, batch_size):
         f = m.features([toks[i] for i in idx], max_length or default_len, windows).to(m.device)
         w = m(**f.inputs()).float().cpu()
         out[idx] = cut_top_k(w, top_k)

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_eval import cut_top_k, dev_pool, float_weights, recall_at  # noqa: E402
 from csplade_pyserini.calibrate import ndcg_at_k  # noqa: E402
-from csplade_pyserini.encoder import CspladeEncoder  # noqa: E402
+from csplade_pyserini.encoder import CspladeEncoder, length_batches  # noqa: E402
 from csplade_pyserini.paths import data_dir  # noqa: E402
 
 
@@ -30,10 +30,8 @@ def window_weights(enc, texts, windows, batch_size=16):
     m = enc.model
     prefix, max_length, top_k = enc.settings("passage")
     toks = m.token_lists(texts, prefix)
-    order = sorted(range(len(toks)), key=lambda i: len(toks[i][0]), reverse=True)
     weights, owners = [], []
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
+    for idx in length_batches(toks, batch_size):
         f = m.features([toks[i] for i in idx], max_length, windows).to(m.device)
         # without groups the model returns one vector per window row
         weights.append(cut_top_k(m(f.input_ids, f.attention_mask, f.pool_mask).float().cpu(), top_k))
