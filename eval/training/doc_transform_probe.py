@@ -29,7 +29,8 @@ def transform(docs, kind, p):
     return docs ** p if kind == "power" else docs * (p + 1) / (docs + p)
 
 
-def matrices(enc, topics, vectors):
+def matrices(enc, topics, vectors, with_terms: bool = False):
+    """(query ids, query matrix, doc ids, doc matrix) over the queries' terms; ``with_terms`` adds the columns' terms."""
     qids = list(topics)
     vecs = [dict(enc.queries.weights(Counter(c))) for c in query_counts(enc.queries, list(topics.values()))[0]]
     cols = sorted({v for w in vecs for v in w}); col = {v: j for j, v in enumerate(cols)}
@@ -39,7 +40,7 @@ def matrices(enc, topics, vectors):
     for i, w in enumerate(vecs):
         for v, x in w.items():
             Q[i, col[v]] = x
-    return qids, Q, dids, docs
+    return (qids, Q, dids, docs) + ((list(t2c),) if with_terms else ())
 
 
 def main():

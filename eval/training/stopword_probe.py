@@ -12,14 +12,16 @@ Vaswani-3000 echo-corpusfit vectors and index under runs/reproduce (the regressi
     python eval/training/stopword_probe.py [CARD]
 """
 import sys
-from collections import Counter
+from pathlib import Path
 import torch
-from csplade_pyserini.fit_query_weights import vector_files, read_vectors, query_counts
 from csplade_pyserini.calibrate import ndcg_at_k, read_qrels, holdout_split
 from csplade_pyserini.encoder import resolve_card
 from csplade_pyserini.modeling.lexical import LexicalQueryEncoder
 from csplade_pyserini.topics import load_topics
 from csplade_pyserini.paths import data_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from doc_transform_probe import matrices as doc_matrices  # noqa: E402
 
 STOP = set("a an and are as at be but by for if in into is it no not of on or such that the their then there these "
            "they this to was will with".split())
@@ -28,16 +30,8 @@ VASWANI = "runs/reproduce/vaswani-3000-smollm2-135m-echo-corpusfit"
 
 
 def matrices(enc, topics, vectors):
-    """(query ids, query matrix, doc ids, doc matrix, stopword column mask, column terms) over the queries' terms."""
-    qids = list(topics)
-    vecs = [dict(enc.queries.weights(Counter(c))) for c in query_counts(enc.queries, list(topics.values()))[0]]
-    cols = sorted({v for w in vecs for v in w}); col = {v: j for j, v in enumerate(cols)}
-    terms = [enc.queries.terms.term(v) for v in cols]
-    dids, docs = read_vectors(vector_files([vectors]), {t: j for j, t in enumerate(terms)}, 100.0)
-    Q = torch.zeros(len(qids), len(cols))
-    for i, w in enumerate(vecs):
-        for v, x in w.items():
-            Q[i, col[v]] = x
+    """doc_transform_probe.matrices, plus the mask of stopword columns and the columns' terms."""
+    qids, Q, dids, docs, terms = doc_matrices(enc, topics, vectors, with_terms=True)
     stop = torch.tensor([t.lstrip("Ġ").lower() in STOP for t in terms])
     return qids, Q, dids, docs, stop, terms
 
