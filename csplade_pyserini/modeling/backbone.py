@@ -153,15 +153,17 @@ def cpu_info() -> tuple[str, set[str]]:
     return model, flags
 
 
-def machine_summary() -> str:
-    """e.g. "x86_64 2 cores (AMD EPYC, AVX2)": the CPU's widest vector/bf16 support decides the encoder's speed."""
+def machine_summary(device=None) -> str:
+    """e.g. "x86_64 2 cores (AMD EPYC, AVX2)": the CPU's widest vector/bf16 support decides the encoder's speed.
+    With a CUDA ``device`` (a string or torch.device), the GPU's name is added: ", NVIDIA H100 80GB HBM3"."""
     import platform
 
     model, flags = cpu_info()
     isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"),
                                         ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "")
     inside = ", ".join(x for x in (model, isa) if x)
-    return f"{platform.machine()} {os.cpu_count()} cores" + (f" ({inside})" if inside else "")
+    gpu = f", {torch.cuda.get_device_name(device)}" if str(device or "").startswith("cuda") else ""
+    return f"{platform.machine()} {os.cpu_count()} cores" + (f" ({inside})" if inside else "") + gpu
 
 
 def bf16_probe(size: int = 1024, reps: int = 5) -> float:

@@ -57,7 +57,7 @@ def main(argv=None):
             out.append(row)
             print(f"{row['dtype']:<9} {row['pooled']:<12} row walk {row['row_walk_ms']:8.1f} ms   "
                   f"index_reduce_ {row['index_reduce_ms']:8.1f} ms   {'equal' if equal else 'DIFFERENT'}", flush=True)
-    Path(a.output).write_text(json.dumps({"device": a.device, "machine": machine_summary(), "load": load,
+    Path(a.output).write_text(json.dumps({"device": a.device, "machine": machine_summary(a.device), "load": load,
                                           "texts": a.texts, "length": a.length, "chunk": a.chunk, "reps": a.reps,
                                           "rows": out}, indent=1) + "\n")
 

@@ -127,8 +127,7 @@ def main(argv=None):
     parts = {"tokenize": t_tok, "features": t_feat, "forward": t_fwd, "quantize": t_q, "terms+json": t_json}
     host = t_tok + t_feat + t_q + t_json
     result = {
-        "machine": machine_summary() + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
-        "device": str(dev), "encoder": a.encoder, "corpus": str(corpus),
+        "machine": machine_summary(dev), "device": str(dev), "encoder": a.encoder, "corpus": str(corpus),
         "texts": n, "batch_size": a.batch_size, "call_size": a.call_size, "dtype": str(next(m.parameters()).dtype),
         "loadavg_at_start": load,
         "ms_per_text": {k: round(1e3 * v / n, 4) for k, v in parts.items()},

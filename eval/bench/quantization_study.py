@@ -481,8 +481,7 @@ def write_encoded(work: Path, meta: dict, rows: list, complete: bool) -> None:
 def machine(device: str) -> str:
     from csplade_pyserini.modeling.backbone import machine_summary
 
-    return f"{machine_summary()}, torch {torch.__version__}" + (
-        f", {torch.cuda.get_device_name(device)}" if device.startswith("cuda") else "")
+    return f"{machine_summary(device)}, torch {torch.__version__}"
 
 
 if __name__ == "__main__":
