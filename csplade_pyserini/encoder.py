@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -87,6 +88,16 @@ def resolve_card(name_or_path: str | None) -> EncoderCard:
     raise EncoderNotFoundError(
         f"unknown encoder {name_or_path!r}: not a name under {encoders_dir()} "
         f"(available: {', '.join(available_encoders()) or 'none'}), nor a directory with {CARD_FILE} or config.json")
+
+
+@dataclass
+class Prepared:
+    """Texts of one side made ready for the model (CspladeEncoder.prepare): batches of (text indices, Features on
+    the device), and the counts they add to the encoder's stats once run."""
+    side: str
+    n: int
+    batches: list
+    counts: Counter = field(default_factory=Counter)
 
 
 def length_batches(token_lists, batch_size: int) -> list[list[int]]:
@@ -179,32 +190,53 @@ class CspladeEncoder:
         return self._model_ids(texts, side, max_length, batch_size, progress)
 
     def _model_ids(self, texts, side, max_length, batch_size, progress):
-        prefix, default_len, top_k = self.settings(side)
+        return self.run(self.prepare(texts, side, max_length, batch_size), progress)
+
+    def prepare(self, texts: list[str], side: str = "passage", max_length: int | None = None,
+                batch_size: int | None = None) -> "Prepared":
+        """The host side of a model call, no model involved: tokenize, bucket by length, pad, copy to the device.
+        ``encode`` runs it in a thread ahead of the forward passes (csplade_pyserini/pipeline.py)."""
+        prefix, default_len, _ = self.settings(side)
         max_length = max_length or default_len
         batch_size = batch_size or self.batch_size
         windows = self.windows(side)
         toks = self.model.token_lists(list(texts), prefix)
-        out = [None] * len(toks)
+        batches, counts = [], Counter()
         for idx in length_batches(toks, batch_size):
             feats = self.model.features([toks[i] for i in idx], max_length, windows,
                                         self.pool_lead(side)).to(self.model.device)
+            batches.append((idx, feats))
+            counts["texts"] += len(idx)
+            if windows > 1:
+                counts["windows"] += feats.input_ids.shape[0]
+            counts["truncated"] += feats.n_truncated
+            counts["empty_texts"] += feats.n_empty
+            counts["tokens"] += int(feats.attention_mask.sum())
+        return Prepared(side, len(toks), batches, counts)
+
+    @torch.inference_mode()
+    def run(self, prepared: "Prepared", progress=None) -> list[tuple[list, list]]:
+        """The device side: forward, top-k and ints for prepared texts -> per text (token ids, ints), in text order.
+        Adds the texts' counts to ``stats`` (only here, so counts committed beside the outputs match them)."""
+        _, _, top_k = self.settings(prepared.side)
+        out = [None] * prepared.n
+        for idx, feats in prepared.batches:
             weights = self.model(**feats.inputs())
             for i, vec in zip(idx, quantize(weights, self.card.quantization_scale, top_k)):
                 out[i] = vec
-            self.stats["texts"] += len(idx)
-            if windows > 1:
-                self.stats["windows"] += feats.input_ids.shape[0]
-            self.stats["truncated"] += feats.n_truncated
-            self.stats["empty_texts"] += feats.n_empty
-            self.stats["tokens"] += int(feats.attention_mask.sum())
             if progress is not None:
                 progress(len(idx))
+        self.stats.update(prepared.counts)
         self.stats["empty_vectors"] += sum(1 for ids, _ in out if not ids)
         return out
 
-    def encode(self, texts: list[str], side: str = "passage", **kw) -> list[dict[str, int]]:
+    def term_vectors(self, ids_ints) -> list[dict[str, int]]:
+        """(token ids, ints) per text -> {index term: int} per text."""
         terms = self.model.terms
-        return [{terms.term(i): q for i, q in zip(ids, ints)} for ids, ints in self.encode_ids(texts, side, **kw)]
+        return [{terms.term(i): q for i, q in zip(ids, ints)} for ids, ints in ids_ints]
+
+    def encode(self, texts: list[str], side: str = "passage", **kw) -> list[dict[str, int]]:
+        return self.term_vectors(self.encode_ids(texts, side, **kw))
 
     def explain(self, text: str, side: str = "query", top: int = 30):
         """(term, token id, int weight, float weight) for the text's top terms, as the index would store them."""

@@ -303,8 +303,10 @@ def test_training_imports_print_no_offline_kernel_noise():
     assert "kernels-community" not in out.stderr and "publisher trust" not in out.stderr, out.stderr
 
 
-@pytest.mark.parametrize("legacy_progress", [False, True], ids=["timed", "progress-without-seconds"])
-def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_checkpoint, monkeypatch, legacy_progress):
+@pytest.mark.parametrize("legacy_progress,pipeline", [(False, "off"), (True, "off"), (False, "on")],
+                         ids=["timed", "progress-without-seconds", "pipelined"])
+def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_checkpoint, monkeypatch, legacy_progress,
+                                                              pipeline):
     from csplade_pyserini import writer as writer_mod
     from csplade_pyserini.encode import encode_corpus
 
@@ -325,8 +327,9 @@ def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_che
 
     monkeypatch.setattr(writer_mod.AtomicJsonlWriter, "write", dying_write)
     out = tmp_path / "vec"
-    with pytest.raises(KeyboardInterrupt):
-        encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True)
+    with pytest.raises(KeyboardInterrupt):  # pipelined: raised in the writer thread, re-raised here
+        encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True, pipeline=pipeline)
+    assert calls["n"] == 2  # no batch was written after the one that died
     monkeypatch.setattr(writer_mod.AtomicJsonlWriter, "write", real_write)
     assert not (out / "embeddings.jsonl").exists()  # nothing half-done is visible to the indexer
     with pytest.raises(UsageError, match="interrupted run.*--resume"):
@@ -336,7 +339,8 @@ def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_che
     assert progress["docs"] > 0 and progress["seconds"] > 0  # the interrupted run's encoding time is kept
     if legacy_progress:  # written by a version that did not record the time: only the resumed run is timed
         progress_file.write_text(json.dumps({k: v for k, v in progress.items() if k != "seconds"}))
-    done = encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True, resume=True)
+    done = encode_corpus(corpus, out, str(tiny_checkpoint), batch_size=2, device="cpu", quiet=True, resume=True,
+                         pipeline=pipeline)
     assert (out / "embeddings.jsonl").read_text() == (tmp_path / "ref" / "embeddings.jsonl").read_text()
     assert done["docs_out"] == 40 and done["empty_texts"] == ref["empty_texts"] == 10
     # docs/s counts the time of both runs over all 40 docs, not 40 docs over the resumed run's time alone

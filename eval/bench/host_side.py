@@ -1,6 +1,7 @@
 """Where passage encoding spends its time outside the model, and whether preparing the next texts in a thread pays.
 
     python eval/bench/host_side.py [--device cpu|cuda] [--encoder NAME] [--corpus JSONL] [--docs 1024]
+                                   [--batch-size 32] [--repeats 1]
                                    [--output eval/bench/host_side.json]
 
 The encode path of `python -m csplade_pyserini.encode`, taken apart on real passages (SciFact by default: title +
@@ -10,13 +11,15 @@ text, as `encode` joins them), in one run on one machine:
   forward    the model on those batches: body, LM head, pooling (synchronised on a GPU)
   quantize   top-k, round to ints, the copy back, id lists (sparse.quantize)
   terms+json ids to index terms and the JSONL line (what the writer adds)
-Then the whole path end to end, twice, with the same outputs:
-  serial     CspladeEncoder.encode_ids over calls of --call-size texts (encode reads batch size x 8 texts a call)
-  overlap    the same calls, but a thread tokenizes and builds the features of the next call while this one runs
-             its forward and quantization (a simple producer/consumer; outputs compared to serial, id for id)
-Prints a table and writes JSON: ms per text for each part, texts/s end to end, and the host side's share. Where
-the host side is a few percent of the forward (these 2 CPU cores: tokenization 0.8%, session 27), overlapping it
-cannot pay; on a GPU, where a small model's forward takes a few ms per batch, it may.
+Then the whole of `encode` end to end (encode_corpus: read the JSONL, encode, write and commit the shard), on the
+same passages written as a JSONL corpus in a temporary directory, --repeats times each way (ABBA order):
+  serial     --pipeline off: each batch read, tokenized, run and written in turn
+  overlap    --pipeline on: a thread reads and tokenizes the next batches and another writes the last ones while the
+             model runs (csplade_pyserini/pipeline.py); every shard must be identical byte for byte
+Prints a table and writes JSON: ms per text for each part, texts/s end to end (model load excluded), and the host
+side's share. Where the host side is a fraction of a percent of the forward (these 2 CPU cores), overlapping it
+cannot pay, which is why `--pipeline auto` is off on a CPU; on a GPU, where a small model's forward takes a few ms
+per batch, it is on.
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -33,26 +36,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_texts(corpus: Path, n: int) -> tuple[list[str], list[str]]:
-    """(ids, texts): the corpus's first n passages (title + text), repeated if it has fewer."""
-    from csplade_pyserini.corpus import passage_texts
-
-    ids, titles, bodies = [], [], []
+def load_passages(corpus: Path, n: int) -> list[dict]:
+    """The corpus's first n passages as {"id", "title", "text"}, repeated (ids suffixed #1, #2, ...) if it has fewer."""
+    docs = []
     with open(corpus, encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
                 d = json.loads(line)
-                ids.append(str(d.get("id", d.get("_id", len(ids)))))
-                titles.append(d.get("title", ""))
-                bodies.append(d.get("text", d.get("contents", "")))
-    if not ids:
+                docs.append({"id": str(d.get("id", d.get("_id", len(docs)))), "title": d.get("title", ""),
+                             "text": d.get("text", d.get("contents", ""))})
+    if not docs:
         raise SystemExit(f"{corpus}: no passages")
-    texts = passage_texts(bodies, titles)
-    reps = -(-n // len(texts))
-    return (ids * reps)[:n], (texts * reps)[:n]
+    return [dict(d, id=d["id"] + (f"#{i // len(docs)}" if i >= len(docs) else "")) for i, d in
+            ((i, docs[i % len(docs)]) for i in range(n))]
 
 
 def main(argv=None):
+    from csplade_pyserini.corpus import passage_texts
+    from csplade_pyserini.encode import encode_corpus
     from csplade_pyserini.encoder import CspladeEncoder, length_batches
     from csplade_pyserini.modeling.backbone import machine_summary
     from csplade_pyserini.paths import data_dir
@@ -63,12 +64,15 @@ def main(argv=None):
     p.add_argument("--encoder", default="smollm2-135m-echo-corpusfit", help="a passage encoder (default: the default's)")
     p.add_argument("--corpus", default=None, help="JSONL passages (default: the shipped SciFact corpus)")
     p.add_argument("--docs", type=int, default=1024, help="passages encoded per measurement (default: 1024)")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32, encode's)")
-    p.add_argument("--call-size", type=int, default=256, help="texts per encode call (default: 256 = 32 x 8)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="texts per forward pass (default: 32, encode's; encode reads 8 batches a call)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="end-to-end pairs, alternating which mode runs first (default: 1: off, then on)")
     p.add_argument("--output", default=str(ROOT / "eval" / "bench" / "host_side.json"))
     a = p.parse_args(argv)
     corpus = Path(a.corpus) if a.corpus else data_dir() / "scifact" / "corpus.jsonl"
-    ids, texts = load_texts(corpus, a.docs)
+    docs = load_passages(corpus, a.docs)
+    ids, texts = [d["id"] for d in docs], passage_texts([d["text"] for d in docs], [d["title"] for d in docs])
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
     enc = CspladeEncoder.load(a.encoder, device=a.device, batch_size=a.batch_size)
     m, dev = enc.model, enc.model.device
@@ -76,7 +80,6 @@ def main(argv=None):
     windows, scale = enc.windows("passage"), float(enc.card.quantization_scale)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     n = len(texts)
-    calls = [texts[s:s + a.call_size] for s in range(0, n, a.call_size)]
 
     def timed(fn):
         sync()
@@ -85,28 +88,12 @@ def main(argv=None):
         sync()
         return out, time.perf_counter() - t
 
-    def prepare(chunk):
-        toks = m.token_lists(chunk, prefix)
-        return [(idx, m.features([toks[i] for i in idx], max_length, windows).to(dev))
-                for idx in length_batches(toks, a.batch_size)]
-
-    def run_call(prepared, size):
-        out = [None] * size
-        for idx, f in prepared:
-            for i, v in zip(idx, quantize(m(**f.inputs()), scale, top_k)):
-                out[i] = v
-        return out
-
-    def overlapped():
-        out = []
-        with ThreadPoolExecutor(1) as pool:
-            nxt = pool.submit(prepare, calls[0])
-            for c, chunk in enumerate(calls):
-                prepared = nxt.result()
-                if c + 1 < len(calls):
-                    nxt = pool.submit(prepare, calls[c + 1])  # tokenized while this call runs
-                out += run_call(prepared, len(chunk))
-        return out
+    def end_to_end(tmp: Path, pipeline: str, rep: int) -> tuple[bytes, float]:
+        """The shard `encode --pipeline PIPELINE` writes, and its encoding seconds (model load excluded)."""
+        out = tmp / f"vectors-{pipeline}-{rep}"
+        summary = encode_corpus(tmp / "corpus.jsonl", out, a.encoder, ("title", "text"), batch_size=a.batch_size,
+                                device=a.device, quiet=True, pipeline=pipeline)
+        return (out / "embeddings.jsonl").read_bytes(), summary["seconds"]
 
     with torch.inference_mode():
         enc.encode_ids(texts[:a.batch_size], "passage")  # warm-up (kernels, allocator)
@@ -121,34 +108,43 @@ def main(argv=None):
                                                "vector": {terms.term(t): q for t, q in zip(*v)}})
                                    for i, v in zip(order, ids_ints)])
         weights = feats = None  # free them before the end-to-end passes
-        serial, t_serial = timed(lambda: [v for chunk in calls for v in enc.encode_ids(chunk, "passage")])
-        over, t_over = timed(overlapped)
-    same = over == serial
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+        shards, seconds = set(), {"off": [], "on": []}
+        for r in range(a.repeats):  # off, on, then on, off, ...: neither mode always runs first
+            for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
+                shard, sec = end_to_end(tmp, mode, r)
+                shards.add(shard)
+                seconds[mode].append(sec)
+    t_serial, t_over = sum(seconds["off"]) / a.repeats, sum(seconds["on"]) / a.repeats
+    same = len(shards) == 1
     parts = {"tokenize": t_tok, "features": t_feat, "forward": t_fwd, "quantize": t_q, "terms+json": t_json}
     host = t_tok + t_feat + t_q + t_json
     result = {
         "machine": machine_summary(dev), "device": str(dev), "encoder": a.encoder, "corpus": str(corpus),
-        "texts": n, "batch_size": a.batch_size, "call_size": a.call_size, "dtype": str(next(m.parameters()).dtype),
+        "texts": n, "batch_size": a.batch_size, "dtype": str(next(m.parameters()).dtype),
         "loadavg_at_start": load,
         "ms_per_text": {k: round(1e3 * v / n, 4) for k, v in parts.items()},
         "host_share_of_serial_parts": round(host / (host + t_fwd), 4),
-        "texts_s": {"serial": round(n / t_serial, 2), "overlap": round(n / t_over, 2)},
+        "texts_s": {"serial": round(n / t_serial, 2), "overlap": round(n / t_over, 2)},  # encode --pipeline off / on
+        "end_to_end_seconds": {k: [round(x, 2) for x in v] for k, v in seconds.items()},  # in the order run
         "overlap_speedup": round(t_serial / t_over, 3),
         "outputs_identical": same,
         "command": "python eval/bench/host_side.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     print(f"{result['machine']}, {result['device']}, {result['dtype']}, {n} passages of {corpus.name}, "
-          f"batch {a.batch_size}, {a.call_size} per call")
+          f"batch {a.batch_size}")
     print(f"{'part':<12} {'ms/text':>9} {'share':>7}")
     for k, v in parts.items():
         print(f"{k:<12} {1e3 * v / n:>9.3f} {v / (host + t_fwd):>7.1%}")
-    print(f"end to end: serial {n / t_serial:.1f} texts/s, overlap {n / t_over:.1f} texts/s "
-          f"({t_serial / t_over:.2f}x), outputs identical: {same}")
+    print(f"encode end to end: --pipeline off {n / t_serial:.1f} texts/s, on {n / t_over:.1f} texts/s "
+          f"({t_serial / t_over:.2f}x), shards identical: {same}")
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(json.dumps(result, indent=1) + "\n")
     if not same:
-        raise SystemExit("the overlapped path gave other vectors than encode_ids")
+        raise SystemExit("encode --pipeline on wrote another shard than --pipeline off")
     return result
 
 

@@ -23,7 +23,7 @@ if [ "${SIM:-0}" = 1 ]; then
     BENCH_SMALL=(--layers 1 --passage-batches 2 --query-batches 2 --reps 1 --heads raw)
     STUDY_SMALL=(--precisions fp32 bf16)
     HEAD_SMALL=(--texts 2 --length 64 --reps 1)
-    HOST_SMALL=(--docs 16 --call-size 8 --batch-size 4)
+    HOST_SMALL=(--docs 16 --batch-size 4)
 fi
 stamp() { echo "[device $(date -u +%H:%M:%S)] $*"; }
 stage() {  # stage NAME SECONDS CMD...: run with a limit, log to $OUT/NAME.log (or $OUT/$STAGE_LOG.log), never stop
@@ -63,7 +63,7 @@ p = smollm2_checkpoint(); print(p, weights_sha256(p))' 2>&1 | grep -v 'it/s]'
         --output "$OUT/encode_bench_gpu_smollm2.json" "${BENCH_SMALL[@]}"
     if [ -f "$QWORK/scifact.subset.jsonl" ]; then  # #7: the host side of encoding beside the forward; its log joins
         STAGE_LOG=encode_bench_smollm2 stage host_side 120 "${PY[@]}" eval/bench/host_side.py --device "$DEV" \
-            --corpus "$QWORK/scifact.subset.jsonl" --output "$OUT/host_side_gpu.json" "${HOST_SMALL[@]}"
+            --corpus "$QWORK/scifact.subset.jsonl" --repeats 2 --output "$OUT/host_side_gpu.json" "${HOST_SMALL[@]}"
     fi  # the benchmark's (a call returns at most 8 files)
     if [ -f "$QWORK/setups.json" ]; then
         stage quantization_encode 360 "${PY[@]}" eval/bench/quantization_study.py --phase encode --device "$DEV" \
