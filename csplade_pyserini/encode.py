@@ -157,7 +157,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
         writer.write(batch, fields)
         elapsed = time.time() - t0
         writer.commit(stats, None if prior_seconds is None else prior_seconds + elapsed)
-        new_tokens = stats["tokens"] - writer.resumed_stats.get("tokens", 0)  # this run's, not the resumed
+        new_tokens = stats.get("tokens", 0) - writer.resumed_stats.get("tokens", 0)  # this run's, not the resumed
         bar.set_postfix(tok_s=f"{new_tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
 
     # the encoder sub-batches by length; an interrupted shard resumes after its committed documents
