@@ -41,7 +41,8 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
                   threads=None, output_format="trec", remove_query=False, encoded_queries=None, device="auto",
                   max_length=None, run_tag=None, card_overrides=None, query_encoder=None, quiet=False,
                   compile=False, ignore_index_encoder=False, bm25_index=None, fusion=None, fusion_weights=None,
-                  fusion_depth=1000, rrf_k=None, stale_queries="error", searcher="direct", freeze_gc=False) -> dict:
+                  fusion_depth=1000, rrf_k=None, stale_queries="error", searcher="direct", freeze_gc=False,
+                  max_passage=False, max_passage_hits=100, max_passage_delimiter="#") -> dict:
     """Search every topic; returns {qid: [(docid, score), ...]} and writes the run file if ``output`` is given.
     With ``bm25_index`` the result is the fusion (fuse.fuse) of this ranking and BM25's, each to ``fusion_depth``;
     settings not given come from the card's ``hybrid`` (EncoderCard.fusion: rrf, k 60, for a card without one).
@@ -50,7 +51,9 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     the file as it is. ``searcher``: "direct" (lucene_direct, one thread; Pyserini's batch_search for an index
     without docid doc values) or "pyserini" (its batch_search on ``threads``): the same rankings. ``freeze_gc``
     calls gc.freeze() once the queries are encoded (searcher.freeze_python_gc; the CLI does, a library call by
-    default does not: it is process-wide)."""
+    default does not: it is process-wide). ``max_passage``: the index holds segments (docid ``DOC<delimiter>N``), and
+    each query's ranking of ``hits`` segments becomes its ``max_passage_hits`` documents, each scored by its best
+    segment (MaxP; Pyserini's --max-passage, applied after any fusion)."""
     from tqdm import tqdm
 
     from .encoders import CspladeQueryEncoder
@@ -58,6 +61,8 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     from .topics import load_topics
 
     check_searcher(searcher)
+    if max_passage and (max_passage_hits < 1 or not max_passage_delimiter):
+        raise UsageError("--max-passage needs --max-passage-hits >= 1 and a non-empty --max-passage-delimiter")
     topics = load_topics(topics) if isinstance(topics, str) else dict(topics)
     check_index(index)
     depth = hits
@@ -119,6 +124,9 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
         results = {q: both.get(q, []) for q in qids}  # a topic neither run found: no hits, still there
         source = ", from the card" if from_card else ""
         fused = f", BM25 + fusion ({describe(fusion, fusion_weights, rrf_k)}{source}) {time.time() - t2:.1f} s"
+    if max_passage:
+        results = {q: max_passage_docs(got, max_passage_delimiter, max_passage_hits, q if remove_query else None)
+                   for q, got in results.items()}
     if output:
         write_run(results, output, output_format, run_tag or ("csplade-fused" if bm25_index else "csplade"))
     if not quiet:
@@ -217,6 +225,22 @@ def _cut(got: list, qid: str, remove_query: bool, hits: int) -> list:
     return got[:hits]
 
 
+def max_passage_docs(got: list, delimiter: str = "#", hits: int = 100, drop: str | None = None) -> list:
+    """Segment hits [(docid, score)], best first -> document hits: a segment's document is its docid up to the first
+    ``delimiter``, scored by its best segment (the first one met), at most ``hits`` documents (``drop``: a document
+    id left out, the query's own). Pyserini's output writer does the same for --max-passage."""
+    seen, out = set(), []
+    for docid, score in got:
+        doc = docid.split(delimiter)[0]
+        if doc in seen or doc == drop:
+            continue
+        seen.add(doc)
+        out.append((doc, score))
+        if len(out) == hits:
+            break
+    return out
+
+
 def check_index_encoder(index, encoder, card_overrides=None) -> None:
     """UsageError when the index records passages of an encoder whose passage weighting differs from this card's
     (index.index_encoder; an index that records none is not checked)."""
@@ -271,6 +295,12 @@ def build_parser():
     p.add_argument("--encoded-queries", default=None,
                    help="JSONL query cache: read if it exists, else written (with FILE.encoder.json, the query "
                         "encoder that wrote it: another encoder's FILE is an error)")
+    m = p.add_argument_group("segmented documents (MaxP, as Pyserini's --max-passage)")
+    m.add_argument("--max-passage", action="store_true",
+                   help="the index holds segments with docids DOC#N: write each document once, scored by its best "
+                        "segment among the --hits retrieved")
+    m.add_argument("--max-passage-hits", type=int, default=100, help="documents per query with --max-passage (default: 100)")
+    m.add_argument("--max-passage-delimiter", default="#", help="docid delimiter of segments (default: #)")
     p.add_argument("--run-tag", default=None,
                    help="tag in the last column of a TREC run (default: csplade, or csplade-fused for a hybrid)")
     h = p.add_argument_group("hybrid (CSPLADE + BM25)")
@@ -299,7 +329,8 @@ def _main(argv=None):
                          args.max_length, args.run_tag, encoder_overrides(args, "query"), compile=args.compile,
                          ignore_index_encoder=args.ignore_index_encoder, bm25_index=args.bm25_index,
                          fusion=args.fusion, fusion_weights=args.fusion_weights, fusion_depth=args.fusion_depth,
-                         rrf_k=args.rrf_k, searcher=args.searcher, freeze_gc=True)
+                         rrf_k=args.rrf_k, searcher=args.searcher, freeze_gc=True, max_passage=args.max_passage,
+                         max_passage_hits=args.max_passage_hits, max_passage_delimiter=args.max_passage_delimiter)
 
 
 def main(argv=None):

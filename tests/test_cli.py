@@ -281,7 +281,7 @@ def test_documented_commands_are_found():
 
 @pytest.mark.parametrize("verb", ["encode", "index", "search", "eval", "explain", "demo", "train", "mine_negatives",
                                   "plot_log", "reproduce", "fuse", "ship", "calibrate", "fit_query_weights",
-                                  "quantize", "results", "pyserini_cli"])
+                                  "quantize", "results", "pyserini_cli", "segment"])
 def test_help(verb):
     out = subprocess.run([sys.executable, "-m", f"csplade_pyserini.{verb}", "--help"], capture_output=True,
                          text=True, timeout=120)
@@ -363,3 +363,79 @@ def test_index_detects_missing_shard(tmp_path, tiny_checkpoint):
         encode_corpus(corpus, tmp_path / "vec", str(tiny_checkpoint), shard_id=s, shard_num=3, device="cpu", quiet=True)
     with pytest.raises(UsageError, match=r"1 of 3 shards missing \(embeddings-001-of-003.jsonl\)"):
         build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+
+
+def test_max_passage_docs_keeps_each_documents_best_segment():
+    from csplade_pyserini.search import max_passage_docs
+
+    got = [("d1#2", 9.0), ("d2#0", 8.0), ("d1#0", 7.0), ("q1#1", 6.5), ("d3", 6.0), ("d2#5", 5.0), ("d4#0", 4.0)]
+    assert max_passage_docs(got) == [("d1", 9.0), ("d2", 8.0), ("q1", 6.5), ("d3", 6.0), ("d4", 4.0)]
+    assert max_passage_docs(got, hits=2) == [("d1", 9.0), ("d2", 8.0)]
+    assert max_passage_docs(got, drop="q1") == [("d1", 9.0), ("d2", 8.0), ("d3", 6.0), ("d4", 4.0)]
+    assert max_passage_docs([("a_1", 2.0), ("a_2", 1.0)], delimiter="_") == [("a", 2.0)]
+
+
+def test_search_max_passage_over_a_segmented_index(tmp_path, tiny_checkpoint):
+    from csplade_pyserini.encode import encode_corpus
+    from csplade_pyserini.index import build_impact_index
+    from csplade_pyserini.search import main, search_topics
+
+    segments = [("d1#0", "the study of mice"), ("d1#1", "brain cancer risk in mice"), ("d2#0", "brain cells"),
+                ("d2#1", "cancer cells and radiation"), ("d2#2", "microwave phones"), ("d3#0", "protein gene")]
+    corpus = _corpus(tmp_path, [{"id": i, "text": t} for i, t in segments])
+    encode_corpus(corpus, tmp_path / "vec", str(tiny_checkpoint), device="cpu", quiet=True)
+    build_impact_index(tmp_path / "vec", tmp_path / "idx", threads=1, quiet=True)
+    topics = {"q1": "brain cancer", "q2": "mice"}
+    common = dict(threads=1, device="cpu", quiet=True, encoded_queries=tmp_path / "q.jsonl")
+    seg = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), hits=10, **common)
+    docs = search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), tmp_path / "run.txt", hits=10,
+                         max_passage=True, max_passage_hits=2, **common)
+    for q in topics:
+        best = {}
+        for docid, score in seg[q]:
+            best.setdefault(docid.split("#")[0], score)
+        assert all("#" not in d for d, _ in docs[q]) and len(docs[q]) == min(2, len(best))
+        assert docs[q] == sorted(best.items(), key=lambda kv: -kv[1])[:2]  # each document's best segment
+    lines = (tmp_path / "run.txt").read_text().splitlines()
+    assert [ln.split()[3] for ln in lines if ln.startswith("q1 ")] == ["1", "2"][:len(docs["q1"])]
+    with pytest.raises(UsageError, match="--max-passage needs"):
+        search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), hits=10, max_passage=True, max_passage_hits=0,
+                      **common)
+    main(["--index", str(tmp_path / "idx"), "--topics", str(_topics_file(tmp_path, topics)), "--output",
+          str(tmp_path / "cli.txt"), "--encoder", str(tiny_checkpoint), "--device", "cpu", "--hits", "10",
+          "--encoded-queries", str(tmp_path / "q.jsonl"), "--max-passage", "--max-passage-hits", "2"])
+    assert (tmp_path / "cli.txt").read_text() == (tmp_path / "run.txt").read_text()  # the CLI flags reach it
+
+
+def _topics_file(tmp_path, topics):
+    p = tmp_path / "topics.tsv"
+    p.write_text("".join(f"{q}\t{t}\n" for q, t in topics.items()))
+    return p
+
+
+def test_segment_windows_and_corpus(tmp_path, capsys):
+    from csplade_pyserini.corpus import CorpusError
+    from csplade_pyserini.segment import main, segment_corpus, windows
+
+    w = [str(i) for i in range(10)]
+    assert windows(w, 4, 2) == [w[0:4], w[2:6], w[4:8], w[6:10]]  # the last window reaches the end
+    assert windows(w, 4, 3) == [w[0:4], w[3:7], w[6:10]] and windows(w, 10, 5) == [w] and windows([], 4, 2) == [[]]
+    assert windows(w, 4, 4) == [w[0:4], w[4:8], w[8:10]]
+    docs = [{"id": "d1", "title": "T", "text": " ".join(w)}, {"id": "d2", "title": "", "text": ""},
+            {"id": "d3", "title": "U", "text": "short one"}]
+    corpus = _corpus(tmp_path, docs)
+    counts = segment_corpus(corpus, tmp_path / "seg.jsonl", ["title", "text"], words=4, stride=3, quiet=True)
+    segs = [json.loads(line) for line in open(tmp_path / "seg.jsonl")]
+    assert [s["id"] for s in segs] == ["d1#0", "d1#1", "d1#2", "d2#0", "d3#0"]  # every document has a segment
+    assert segs[1] == {"id": "d1#1", "title": "T", "text": "3 4 5 6"} and segs[3]["text"] == ""
+    assert counts == {"docs_in": 3, "segments_out": 5, "docs_split": 1, "empty_docs": 1, "max_segments": 3}
+    with pytest.raises(UsageError, match="exists"):
+        segment_corpus(corpus, tmp_path / "seg.jsonl", ["title", "text"], words=4, stride=3, quiet=True)
+    with pytest.raises(UsageError, match="--stride in 1..--words"):
+        segment_corpus(corpus, tmp_path / "x.jsonl", words=4, stride=5)
+    with pytest.raises(CorpusError, match="'d#1' contains the docid delimiter"):
+        segment_corpus(_corpus(tmp_path, [{"id": "d#1", "text": "a"}]), tmp_path / "y.jsonl", quiet=True)
+    with pytest.raises(SystemExit) as e:  # a bad record is one line naming it, exit 2
+        main(["--corpus", str(_corpus(tmp_path, [{"id": "a", "txt": "x"}])), "--output", str(tmp_path / "z.jsonl")])
+    assert e.value.code == 2 and "corpus.jsonl:1: missing field(s) ['text']" in capsys.readouterr().err
+    assert not (tmp_path / "z.jsonl").exists()
