@@ -31,7 +31,7 @@ from .writer import avg_terms
 
 REG_KEYS = {"name", "kind", "description", "collection", "encoder", "requires", "subset", "encode", "search",
             "tolerance", "cross_dtype_tolerance", "evaluations", "command", "measured_on", "role", "setup",
-            "score_key", "sweep", "fusion", "documents_from"}
+            "score_key", "sweep", "fusion", "documents_from", "segment"}
 ROLES = ("shipped", "baseline", "ablation", "hybrid", "paper")
 BM25 = "bm25"  # `encoder: bm25` runs Pyserini's BM25 on the same documents and queries
 FUSION = "fusion"  # `encoder: fusion` fuses the runs of other regressions (`fusion: {runs: [NAME, ...], ...}`)
@@ -74,6 +74,15 @@ def load_regression(path) -> dict:
     if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
         raise SpecError(f"{where}: encode.windows must be a positive int, got {w!r}")
     _check_keys(d.get("search") or {}, {"hits", "batch_size"}, set(), f"{where}: search")
+    if "segment" in d:  # documents cut into segments (python -m csplade_pyserini.segment), searched with MaxP
+        seg = d["segment"] or {}
+        _check_keys(seg, {"words", "stride"}, {"words", "stride"}, f"{where}: segment")
+        if not all(isinstance(seg[k], int) and not isinstance(seg[k], bool) for k in seg) or \
+                not 1 <= seg["stride"] <= seg["words"]:
+            raise SpecError(f"{where}: segment needs ints words >= 1 and stride in 1..words, got {seg!r}")
+        if d.get("encoder") in (BM25, FUSION) or "documents_from" in d:
+            raise SpecError(f"{where}: segment applies to a regression that encodes its own documents "
+                            f"(not bm25, fusion or documents_from)")
     if (d.get("encoder") == FUSION) != ("fusion" in d):
         raise SpecError(f"{where}: `encoder: fusion` and a `fusion:` block go together")
     if "fusion" in d:
@@ -281,9 +290,16 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         stats["encoder_card"] = {k: card.get(k) for k in CARD_SUMMARY}
     else:
         vectors = work / "vectors"
+        if reg.get("segment"):  # the segments are the index's documents; search writes documents (MaxP)
+            from .segment import segment_corpus
+
+            seg = reg["segment"]
+            stats["segments"] = {**seg, **segment_corpus(corpus, work / "segments.jsonl", spec.fields(), seg["words"],
+                                                         seg["stride"], overwrite=True, quiet=True)}
+            corpus = work / "segments.jsonl"
         shards = encode_sharded(corpus, vectors, encoder, spec.fields(), enc_cfg.get("batch_size", 32),
                                 enc_cfg.get("max_length"), gpus, enc_cfg.get("windows"))
-        n_docs = sum(s["docs_out"] for s in shards)
+        n_docs = sum(s["docs_out"] for s in shards)  # segments, with `segment`
         info = _impact_index(vectors, work / "index", n_docs, threads)
         index = work / "index"
         stats["terms_per_doc"] = round(avg_terms(vectors), 1)
@@ -296,11 +312,12 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
         stats["encoder_card"] = {k: shards[0]["encoder"].get(k) for k in CARD_SUMMARY}
         # the dtype the passages were encoded in (a bf16 card runs in float32 on a CPU without fast bf16 kernels)
         stats["dtype"] = ", ".join(sorted({str(s["encoder"].get("dtype")) for s in shards}))
+    maxp = {"max_passage": True, "max_passage_hits": hits} if reg.get("segment") else {}
     if not fused and str(encoder) != BM25:
         def search(ts, topics, run_file):
             search_topics(index, topics, encoder, run_file, hits, batch_size=search_cfg.get("batch_size", 32),
                           threads=threads, encoded_queries=work / f"queries.{ts}.jsonl", quiet=True,
-                          stale_queries="replace")
+                          stale_queries="replace", **maxp)
     rows, ok = [], True
     tol, tol_note = regression_tolerance(reg, stats.get("dtype"))
     measured_all: dict = {}
@@ -337,12 +354,13 @@ def run_regression(path, corpus_dir=None, encoder=None, gpus=1, workdir=None, re
             run_file = work / f"run.{ts}.top{k}.txt"
             # the queries as encoded (and checked) for the full index above
             search_topics(work / f"index-top{k}", topics, encoder, run_file, hits, threads=threads,
-                          encoded_queries=work / f"queries.{ts}.jsonl", quiet=True, stale_queries="keep")
+                          encoded_queries=work / f"queries.{ts}.jsonl", quiet=True, stale_queries="keep", **maxp)
             point[ts] = {m: round(v, 4) for m, v in evaluate(run_file, qrels, ["ndcg@10", "r@100"]).items()}
         sweep.append(point)
     result = {"name": reg["name"], "kind": reg["kind"], "role": reg["role"], "setup": reg.get("setup"),
               "collection": spec.name, "encoder": str(encoder), "description": reg.get("description", ""),
-              "tolerance": tol, "tolerance_note": tol_note, "pass": ok, "rows": rows, "metrics": measured_all, "docs": n_docs,
+              "tolerance": tol, "tolerance_note": tol_note, "pass": ok, "rows": rows, "metrics": measured_all,
+              "docs": stats["segments"]["docs_in"] if "segments" in stats else n_docs,
               "queries": {ts: len(t) for ts, (t, _) in sets.items()}, "index_bytes": info["bytes"], **stats,
               "sweep": sweep, "seconds": round(time.time() - t0, 1),
               "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -235,3 +235,48 @@ def test_documents_from_is_checked(tmp_path):
     with pytest.raises(SpecError, match=r"differ in \['term_bias'\]"):
         _documents_from(bad, tmp_path / "work", bad["encoder"], None, 1, tmp_path / "results", 1)
     assert not (tmp_path / "work").exists()
+
+
+def test_segment_section_is_checked(tmp_path):
+    from csplade_pyserini.reproduce import load_regression
+
+    base = ("name: x\nkind: shipped\ncollection: scifact\nencoder: smollm2-135m-causal-base\n"
+            "evaluations: {test: {ndcg@10: 0.5}}\n")
+    path = tmp_path / "r.yaml"
+    path.write_text(base + "segment: {words: 150, stride: 75}\n")
+    assert load_regression(path)["segment"] == {"words": 150, "stride": 75}
+    for seg, msg in (("{words: 150}", "missing key"), ("{words: 10, stride: 20}", "stride in 1..words"),
+                     ("{words: 10, stride: 5, overlap: 1}", "unknown key"), ("{words: ten, stride: 5}", "ints")):
+        path.write_text(base + f"segment: {seg}\n")
+        with pytest.raises(SpecError, match=msg):
+            load_regression(path)
+    path.write_text(base.replace("smollm2-135m-causal-base", "bm25") + "segment: {words: 150, stride: 75}\n")
+    with pytest.raises(SpecError, match="encodes its own documents"):
+        load_regression(path)
+
+
+@pytest.mark.slow
+def test_segmented_regression_searches_documents_with_maxp(tmp_path):
+    from csplade_pyserini.fuse import read_run
+    from csplade_pyserini.reproduce import main
+
+    if not (data_dir() / "vaswani").exists():
+        pytest.skip("shared data not found")
+    reg = yaml.safe_load((REPO_DIR / "eval/regressions/vaswani-mini-smollm2-135m-causal-base.yaml").read_text())
+    reg.update(name="seg", subset={"max_docs": 30, "seed": 1, "max_queries": 2}, segment={"words": 20, "stride": 10},
+               evaluations={"test": {"ndcg@10": 0.0}})
+    (tmp_path / "regs").mkdir()
+    path = tmp_path / "regs" / "seg.yaml"
+    path.write_text(yaml.safe_dump(reg))
+    with pytest.raises(SystemExit):  # 0.0 is not what it measures
+        main([str(path), "--workdir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")])
+    res = json.loads((tmp_path / "results" / "seg.json").read_text())
+    seg = res["segments"]
+    segments = [json.loads(line)["id"] for line in open(tmp_path / "work" / "segments.jsonl")]
+    docs = {json.loads(line)["id"] for line in open(tmp_path / "work" / "subset.jsonl")}
+    assert res["docs"] == seg["docs_in"] == len(docs) and seg["segments_out"] > len(docs) and seg["words"] == 20
+    assert len(segments) == seg["segments_out"] and {s.split("#")[0] for s in segments} == docs
+    run = read_run(tmp_path / "work" / "run.test.txt")
+    for hits in run.values():  # documents, each once: the best of its segments
+        ids = [d for d, _ in hits]
+        assert ids and len(ids) == len(set(ids)) and set(ids) <= docs
