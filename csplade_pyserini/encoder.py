@@ -193,7 +193,7 @@ class CspladeEncoder:
         return self.run(self.prepare(texts, side, max_length, batch_size), progress)
 
     def prepare(self, texts: list[str], side: str = "passage", max_length: int | None = None,
-                batch_size: int | None = None) -> "Prepared":
+                batch_size: int | None = None) -> Prepared:
         """The host side of a model call, no model involved: tokenize, bucket by length, pad, copy to the device.
         ``encode`` runs it in a thread ahead of the forward passes (csplade_pyserini/pipeline.py)."""
         prefix, default_len, _ = self.settings(side)
@@ -215,7 +215,7 @@ class CspladeEncoder:
         return Prepared(side, len(toks), batches, counts)
 
     @torch.inference_mode()
-    def run(self, prepared: "Prepared", progress=None) -> list[tuple[list, list]]:
+    def run(self, prepared: Prepared, progress=None) -> list[tuple[list, list]]:
         """The device side: forward, top-k and ints for prepared texts -> per text (token ids, ints), in text order.
         Adds the texts' counts to ``stats`` (only here, so counts committed beside the outputs match them)."""
         _, _, top_k = self.settings(prepared.side)

@@ -59,11 +59,12 @@ def prefetch(items: Iterable, fn: Callable, enabled: bool = True, depth: int = 2
 class InOrder:
     """Runs submitted jobs one at a time, in submission order: in a background thread when enabled (at most
     ``depth`` waiting; ``submit`` blocks beyond that), else at once in the caller. A job's exception is raised by
-    the next ``submit`` or on leaving the ``with`` block, and no later job runs. Leaving it normally waits for every job; leaving it on an
-    exception cancels the jobs not started and waits for the running one (so a writer is not closed under it)."""
+    the next ``submit`` or on leaving the ``with`` block, and no later job runs. Leaving it normally waits for every
+    job; leaving it on an exception cancels the jobs not started and waits for the running one (so a writer is not
+    closed under it)."""
 
     def __init__(self, enabled: bool = True, depth: int = 2):
-        self.enabled, self.depth = enabled, depth
+        self.depth = depth
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="csplade-write") if enabled else None
         self.pending: deque[Future] = deque()
         self.failed = False
