@@ -119,7 +119,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     n_in = end - start
 
     enc = CspladeEncoder.load(encoder, device=device, dtype="float16" if fp16 else None, compile=compile,
-                              batch_size=batch_size, **(card_overrides or {}))
+                              batch_size=batch_size, quiet=quiet, **(card_overrides or {}))
     card = enc.card
     overlap = pipelined_default(pipeline, enc.model.device)
     if not quiet:

@@ -125,10 +125,11 @@ class CspladeEncoder:
     @classmethod
     def load(cls, encoder: str | EncoderCard | None = None, device: str | None = None, dtype: str | None = None,
              batch_size: int = 32, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, precision: str | None = None,
-             compile: bool = False, **card_overrides) -> "CspladeEncoder":
+             compile: bool = False, quiet: bool = False, **card_overrides) -> "CspladeEncoder":
         """``precision`` (see csplade_pyserini.quantize.PRECISIONS) sets the dtype and quantizes the decoder body;
         ``compile`` runs the body through torch.compile (CspladeModel.compile_body: slow first calls, then faster
-        single queries; outputs within float rounding of eager, see tests/test_compile.py)."""
+        single queries; outputs within float rounding of eager, see tests/test_compile.py); ``quiet`` hides the
+        weight-loading progress bar."""
         from .quantize import apply_precision, run_dtype as precision_dtype
 
         card = encoder if isinstance(encoder, EncoderCard) else resolve_card(encoder)
@@ -140,7 +141,7 @@ class CspladeEncoder:
             card = card.with_overrides(dtype=run_dtype)
         base = resolve_base(card.base_ref())
         tokenizer = load_tokenizer(base)
-        lm = load_causal_lm(base, card.dtype, device)
+        lm = load_causal_lm(base, card.dtype, device, progress=not quiet)
         if card.adapter_paths() or card.term_bias:
             lm = attach_adapters(lm, card, base)
         model = model_from_card(card, lm, tokenizer, chunk_tokens)

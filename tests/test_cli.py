@@ -92,6 +92,21 @@ def test_shards_cover_the_corpus_exactly(tmp_path, tiny_checkpoint):
         encode_corpus(corpus, out, str(tiny_checkpoint), shard_id=1, shard_num=3, device="cpu", quiet=True)
 
 
+def test_quiet_encode_prints_nothing(tmp_path, tiny_checkpoint, capfd):
+    """quiet=True also hides transformers' "Loading weights" bar (shown without it), and leaves the bar's global
+    setting as it was."""
+    from transformers.utils import logging as hf_logging
+
+    from csplade_pyserini.encode import encode_corpus
+
+    corpus = _corpus(tmp_path, [{"id": "d0", "text": "cells cancer"}])
+    encode_corpus(corpus, tmp_path / "loud", str(tiny_checkpoint), device="cpu")
+    assert "Loading weights" in capfd.readouterr().err
+    encode_corpus(corpus, tmp_path / "quiet", str(tiny_checkpoint), device="cpu", quiet=True)
+    assert capfd.readouterr().err == ""
+    assert hf_logging.is_progress_bar_enabled()
+
+
 def test_index_search_eval_with_tiny_model(tmp_path, tiny_checkpoint):
     from csplade_pyserini.encode import encode_corpus
     from csplade_pyserini.eval import evaluate

@@ -112,10 +112,20 @@ def load_tokenizer(path: Path):
     return tok
 
 
-def load_causal_lm(path: Path, dtype: str = "bfloat16", device: str = "cpu"):
+def load_causal_lm(path: Path, dtype: str = "bfloat16", device: str = "cpu", progress: bool = True):
+    """The checkpoint in eval mode on ``device``; ``progress=False`` hides transformers' "Loading weights" bar (and
+    restores the bar's setting after)."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+    shown = hf_logging.is_progress_bar_enabled()
+    if not progress and shown:
+        hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+    finally:
+        if not progress and shown:
+            hf_logging.enable_progress_bar()
     return model.to(device).eval()
 
 
