@@ -15,8 +15,9 @@ project's CLIs get:
   a keyword gets its dense auto encoder, and "csplade" would get its BERT SPLADE encoder.
   - ``pyserini.encode``: the name is registered first among Pyserini's class keywords, so its lookup finds this
     project's document encoder (``--encoder-class`` takes a fixed list of Pyserini's, so a name is how);
-    ``--max-length`` defaults to the card's ``passage_max_length`` instead of Pyserini's 256. The vectors are the
-    ``{term: int}`` our ``encode`` writes.
+    ``--max-length`` defaults to the card's ``passage_max_length`` instead of Pyserini's 256, and ``--fp16`` loads the
+    model in float16 as our ``encode --fp16`` does (float32 on a CPU). The vectors are the ``{term: int}`` our
+    ``encode`` writes.
   - ``pyserini.search.lucene --impact``: queries are encoded by the card's query side (a lexical card loads no
     model; with ``--batch-size`` above 1, a batch of queries goes through the model at once). A ``query_df_curve``
     card reads the index's document frequencies, and an index built by our ``index`` CLI is checked against the
@@ -106,12 +107,12 @@ class _PyseriniDocumentEncoder:
     Other keyword arguments are settings of Pyserini's own classes that ``init_encoder`` adds when the name happens
     to contain their keyword ("clip", "dse", ...); they do not apply and are dropped."""
 
-    def __new__(cls, model_name, device=None, **pyserini_kwargs):
+    def __new__(cls, model_name, device=None, fp16=False, **pyserini_kwargs):
         import atexit
 
         from .encoders import CspladeDocumentEncoder
 
-        encoder = CspladeDocumentEncoder(model_name, device=device)
+        encoder = CspladeDocumentEncoder(model_name, device=device, fp16=fp16)
         atexit.register(_report, encoder)
         return encoder
 
@@ -125,15 +126,19 @@ def _report(encoder) -> None:
               f"truncated {s.get('truncated', 0)}", file=sys.stderr)
 
 
-def register_document_encoder(name: str) -> None:
+def register_document_encoder(name: str, fp16: bool = False) -> None:
     """Put ``name`` (lowercased) first among pyserini.encode's class keywords, mapped to this project's encoder:
-    ``init_encoder`` takes the first keyword that is a substring of the name, so the name itself wins."""
+    ``init_encoder`` takes the first keyword that is a substring of the name, so the name itself wins. ``fp16``
+    (Pyserini's ``--fp16``, which it passes to every ``encode`` call, not to the constructor) loads the model in
+    float16, as our encode's ``--fp16`` does."""
+    import functools
+
     import pyserini.encode as penc
 
     table = penc.document_encoder_class_map  # pyserini.encode.__main__ imports this same dict: mutate it in place
     rest = [(k, v) for k, v in table.items() if k != name.lower()]
     table.clear()
-    table[name.lower()] = _PyseriniDocumentEncoder
+    table[name.lower()] = functools.partial(_PyseriniDocumentEncoder, fp16=fp16)
     table.update(rest)
 
 
@@ -143,7 +148,7 @@ def install_hooks(module: str, args: list[str], check_index: bool = True) -> Non
         start, end = _encoder_group(args)
         name = _value(args[start:end], "--encoder")
         if card_or_none(name) is not None:
-            register_document_encoder(name)
+            register_document_encoder(name, fp16="--fp16" in args[start:end])
         return
     if module != "pyserini.search.lucene":
         return

@@ -33,6 +33,28 @@ def test_encode_gets_the_cards_max_length_in_its_encoder_group(tiny_checkpoint):
     assert rewrite_args("pyserini.encode", pyserini_own) == (pyserini_own, [])
 
 
+@pytest.mark.parametrize("fp16", [False, True])
+def test_encode_fp16_reaches_the_document_encoder(tiny_checkpoint, capfd, fp16):
+    """Pyserini passes --fp16 to each encode() call only; the launcher hands it to the encoder's load instead (a
+    float32 card asked for float16 on a CPU says it runs in float32, which is what our encode --fp16 prints)."""
+    from csplade_pyserini import jvm
+    from csplade_pyserini.pyserini_cli import install_hooks
+
+    jvm.bootstrap()
+    import pyserini.encode as penc
+
+    enc = str(tiny_checkpoint)
+    args = ["input", "--corpus", "c.jsonl", "encoder", "--encoder", enc] + (["--fp16"] if fp16 else []) + [
+        "output", "--embeddings", "v"]
+    install_hooks("pyserini.encode", args)
+    try:
+        encoder = penc.document_encoder_class_map[enc.lower()](model_name=enc, device="cpu")
+    finally:
+        penc.document_encoder_class_map.pop(enc.lower())
+    assert encoder.encode(["cells cancer"]) and encoder.encoder.card.dtype == "float32"
+    assert ("float16 has no fast kernels on this CPU; running in float32" in capfd.readouterr().err) == fp16
+
+
 def test_search_gets_min_idf_minus_one_unless_given(tiny_checkpoint, tmp_path):
     base = ["--index", "idx", "--topics", "t.tsv", "--impact", "--output", "run.txt"]
     out, added = rewrite_args("pyserini.search.lucene", base + ["--encoder", str(tiny_checkpoint)])
