@@ -42,6 +42,36 @@ def filter_qrels(qrels, qids, out) -> Path:
     return out
 
 
+TREC_LAYOUTS = {"run": ("qid Q0 docid rank score tag", 6, (3, int), (4, float)),
+                "qrels": ("qid iter docid relevance", 4, (3, int), None)}
+
+
+def check_trec_lines(path: Path, kind: str) -> int:
+    """The number of records in a TREC run or qrels file; a line without its fields, or with a rank, score or
+    relevance that is not a number, is a UsageError naming it (trec_eval would fail on it deep inside)."""
+    layout, n_fields, *numbers = TREC_LAYOUTS[kind]
+    n = 0
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                parts = raw.decode("utf-8").split()
+            except UnicodeDecodeError as e:
+                raise UsageError(f"{path}:{lineno}: invalid UTF-8 at byte {e.start}") from None
+            if not parts:
+                continue
+            if len(parts) != n_fields:
+                raise UsageError(f"{path}:{lineno}: {len(parts)} fields, a {kind} line has {n_fields} ({layout}): "
+                                 f"{raw.decode().strip()[:80]!r}")
+            for i, cast in filter(None, numbers):
+                try:
+                    cast(parts[i])
+                except ValueError:
+                    raise UsageError(f"{path}:{lineno}: {layout.split()[i]} {parts[i]!r} is not "
+                                     f"{'an integer' if cast is int else 'a number'}") from None
+            n += 1
+    return n
+
+
 def _checked(run_file, qrels, metrics) -> tuple[Path, Path]:
     """The qrels file and the run file, after the checks every trec_eval call needs (clear errors, not Java's)."""
     from .topics import qrels_path
@@ -50,8 +80,9 @@ def _checked(run_file, qrels, metrics) -> tuple[Path, Path]:
     run_file = Path(run_file)
     if not run_file.is_file():
         raise UsageError(f"run file not found: {run_file}")
-    if not any(line.strip() for line in open(run_file, encoding="utf-8")):
+    if not check_trec_lines(run_file, "run"):
         raise UsageError(f"run file {run_file} is empty")
+    check_trec_lines(qrels_file, "qrels")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UsageError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")

@@ -122,3 +122,47 @@ def test_missing_training_files_are_named_before_the_model_loads(tmp_path):
         args = TrainArguments(output_dir=str(tmp_path / "out"), encoder="no-such-encoder", **kw)
         with pytest.raises(TrainingDataError, match=f"{flag} .*: no such file"):
             run_training(args)  # the unknown encoder would fail later: the files are checked first
+
+
+@pytest.mark.parametrize("vector, message", [
+    ({}, r"d\.jsonl:2: document 'b': no term with a positive weight"),
+    ({"x": 0}, r"no term with a positive weight"),
+    ({"foo bar": 2, "x": 1}, r"term 'foo bar' is empty or holds whitespace"),
+    ({"x": 0.7}, r"term 'x' has weight 0\.7; impact indexes take non-negative integers"),
+    ({"x": -2}, r"weight -2"),
+    ({"x": "3"}, r"weight '3'"),
+    ({"x": True}, r"weight True"),
+    (None, r"no \"vector\" object"),
+])
+def test_vectors_from_elsewhere_are_checked_before_indexing(tmp_path, vector, message):
+    """Shards without our manifest (Pyserini's encode, another tool) are read record by record: what Anserini would
+    split, truncate or skip is an error naming the record, before any index is written."""
+    from csplade_pyserini.cli import UsageError
+    from csplade_pyserini.index import check_shards
+
+    good = {"id": "a", "contents": "", "vector": {"x": 3, "y": 2.0}}  # an integral float indexes as it reads
+    bad = {"id": "b", "contents": ""} | ({} if vector is None else {"vector": vector})
+    (tmp_path / "vec").mkdir()
+    _write(tmp_path / "vec", [good, bad], name="d.jsonl")
+    with pytest.raises(UsageError, match=message):
+        check_shards(tmp_path / "vec")
+    _write(tmp_path / "vec", [good, {**bad, "vector": {"x": 1}}], name="d.jsonl")
+    assert check_shards(tmp_path / "vec") == 2
+
+
+@pytest.mark.parametrize("kind, text, message", [
+    ("run", "q1 Q0 d1 1 2.0 t\nq1 Q0 d2\n", r"r\.txt:2: 3 fields, a run line has 6"),
+    ("run", "q1 Q0 d1 one 2.0 t\n", r"r\.txt:1: rank 'one' is not an integer"),
+    ("run", "q1 Q0 d1 1 high t\n", r"score 'high' is not a number"),
+    ("qrels", "q1 0 d1\n", r"q\.txt:1: 3 fields, a qrels line has 4"),
+    ("qrels", "q1 0 d1 yes\n", r"relevance 'yes' is not an integer"),
+])
+def test_malformed_run_and_qrels_lines_are_named(tmp_path, kind, text, message):
+    from csplade_pyserini.cli import UsageError
+    from csplade_pyserini.eval import evaluate
+
+    run, qrels = tmp_path / "r.txt", tmp_path / "q.txt"
+    run.write_text(text if kind == "run" else "q1 Q0 d1 1 2.0 t\n")
+    qrels.write_text(text if kind == "qrels" else "q1 0 d1 1\n")
+    with pytest.raises(UsageError, match=message):
+        evaluate(run, qrels)

@@ -37,7 +37,9 @@ def test_encode_gets_the_cards_max_length_in_its_encoder_group(tiny_checkpoint):
 def test_encode_fp16_reaches_the_document_encoder(tiny_checkpoint, capfd, fp16):
     """Pyserini passes --fp16 to each encode() call only; the launcher hands it to the encoder's load instead (a
     float32 card asked for float16 on a CPU says it runs in float32, which is what our encode --fp16 prints)."""
-    from csplade_pyserini import jvm
+    import atexit
+
+    from csplade_pyserini import jvm, pyserini_cli
     from csplade_pyserini.pyserini_cli import install_hooks
 
     jvm.bootstrap()
@@ -51,6 +53,7 @@ def test_encode_fp16_reaches_the_document_encoder(tiny_checkpoint, capfd, fp16):
         encoder = penc.document_encoder_class_map[enc.lower()](model_name=enc, device="cpu")
     finally:
         penc.document_encoder_class_map.pop(enc.lower())
+        atexit.unregister(pyserini_cli._report)  # the launcher's summary at exit is for a real pyserini.encode run
     assert encoder.encode(["cells cancer"]) and encoder.encoder.card.dtype == "float32"
     assert ("float16 has no fast kernels on this CPU; running in float32" in capfd.readouterr().err) == fp16
 
