@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from . import jvm
+from .cli import UsageError
 
 jvm.bootstrap()  # pyserini.encode starts the JVM at import
 
@@ -114,9 +115,15 @@ class CspladeQueryEncoder(QueryEncoder):
                     continue
                 try:
                     obj = json.loads(line)
-                    self.cache[obj["contents"]] = {str(k): int(v) for k, v in obj["vector"].items()}
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                    raise ValueError(f"{path}:{lineno}: not an encoded query ({e.__class__.__name__}: {e})") from None
+                    vector = obj["vector"]
+                    bad = next(((k, v) for k, v in vector.items()
+                                if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v)), None)
+                    if bad:
+                        raise ValueError(f"term {bad[0]!r} has weight {bad[1]!r}, not an integer (impact queries take "
+                                         f"integer weights: quantize first)")
+                    self.cache[obj["contents"]] = {str(k): int(v) for k, v in vector.items()}
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as e:
+                    raise UsageError(f"{path}:{lineno}: not an encoded query ({e.__class__.__name__}: {e})") from None
                 n += 1
         self.has_encoded_query = True
         return n

@@ -166,3 +166,23 @@ def test_malformed_run_and_qrels_lines_are_named(tmp_path, kind, text, message):
     qrels.write_text(text if kind == "qrels" else "q1 0 d1 1\n")
     with pytest.raises(UsageError, match=message):
         evaluate(run, qrels)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "q1", "contents": "foo", "vector": {"foo": 1.5}}', r"q\.jsonl:2: not an encoded query .*term 'foo' "
+                                                                 r"has weight 1\.5, not an integer"),
+    ('{"id": "q1", "contents": "foo"}', r"q\.jsonl:2: not an encoded query \(KeyError"),
+    ("not json", r"q\.jsonl:2: not an encoded query \(JSONDecodeError"),
+])
+def test_encoded_queries_file_errors_name_the_line(tmp_path, tiny_checkpoint, line, message):
+    """A search --encoded-queries file: a weight is not truncated to an int behind the user's back."""
+    from csplade_pyserini.cli import UsageError
+    from csplade_pyserini.encoders import CspladeQueryEncoder
+
+    f = tmp_path / "q.jsonl"
+    f.write_text('{"id": "q0", "contents": "bar", "vector": {"bar": 3, "baz": 2.0}}\n' + line + "\n")
+    with pytest.raises(UsageError, match=message):
+        CspladeQueryEncoder(str(tiny_checkpoint), device="cpu").load_cache(f)
+    f.write_text('{"id": "q0", "contents": "bar", "vector": {"bar": 3, "baz": 2.0}}\n')
+    enc = CspladeQueryEncoder(str(tiny_checkpoint), device="cpu")
+    assert enc.load_cache(f) == 1 and enc.encode("bar") == {"bar": 3, "baz": 2}
