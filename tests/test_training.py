@@ -66,7 +66,8 @@ def _trainer(tmp_path, ckpt, out="run", **kw):
     from csplade_pyserini.training.trainer import Trainer, build_model
 
     args = TrainArguments(train_data=str(_data(tmp_path)), output_dir=str(tmp_path / out), device="cpu",
-                          batch_size=3, negatives=1, learning_rate=kw.pop("learning_rate", 3e-3), lora_rank=4,
+                          batch_size=kw.pop("batch_size", 3), negatives=1, learning_rate=kw.pop("learning_rate", 3e-3),
+                          lora_rank=4,
                           lora_alpha=8, lora_dropout=0.0, warmup_ratio=0.0, scheduler="constant_with_warmup",
                           logging_steps=1000, save_steps=0, **kw)
     card = resolve_card(str(ckpt))
@@ -83,6 +84,13 @@ def test_contrastive_loss_goes_down(tmp_path, tiny_checkpoint):
     later = [t.train_step()["rank"] for _ in range(4)]
     assert sum(later) / 4 < 0.7 * sum(first) / 4, (first, later)
     assert "nnz_q" in last and "dead_d" in last and last["lr"] > 0
+
+
+def test_fewer_examples_than_a_batch_is_a_clear_error(tmp_path, tiny_checkpoint):
+    n = sum(1 for _ in open(_data(tmp_path)))
+    with pytest.raises(TrainingDataError, match=rf"train.jsonl: {n} training examples, fewer than one batch of "
+                                                rf"{n + 1} \(--batch_size {n + 1} x 1 process"):
+        _trainer(tmp_path, tiny_checkpoint, max_steps=1, batch_size=n + 1)
 
 
 def test_larger_flops_lambda_gives_fewer_non_zeros(tmp_path, tiny_checkpoint):

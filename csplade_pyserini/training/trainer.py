@@ -102,7 +102,9 @@ class Trainer:
         self.global_batch = args.batch_size * self.world
         self.micro_per_epoch = len(self.rows) // self.global_batch  # equal slices on every rank: drop the tail
         if self.micro_per_epoch == 0:
-            raise ValueError(f"{len(self.rows)} examples: fewer than one global batch of {self.global_batch}")
+            raise TrainingDataError(f"{args.train_data}: {len(self.rows)} training examples, fewer than one batch of "
+                                    f"{self.global_batch} (--batch_size {args.batch_size} x {self.world} process(es)); "
+                                    f"give more examples or a smaller --batch_size")
         steps_per_epoch = max(1, self.micro_per_epoch // args.gradient_accumulation_steps)
         self.total_steps = args.max_steps or int(args.epochs * steps_per_epoch)
         from transformers import get_scheduler
