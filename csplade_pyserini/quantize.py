@@ -154,7 +154,8 @@ def build_parser():
     p.add_argument("text", nargs="*", help="texts to encode as queries with the chosen precision")
     p.add_argument("--list", action="store_true", help="list the precisions and exit")
     p.add_argument("--encoder", default=None, help="encoder name or path (default: the default encoder)")
-    p.add_argument("--precision", default="fp32", help=f"one of: {', '.join(PRECISIONS)} (default: fp32)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), metavar="PRECISION",
+                   help=f"one of: {', '.join(PRECISIONS)} (default: fp32)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--top", type=int, default=15, help="terms to print per text (default: 15)")
     return p

@@ -54,6 +54,14 @@ def test_unknown_precision_is_a_clear_error():
         check_precision("int3")
 
 
+def test_quantize_cli_refuses_an_unknown_precision_even_without_texts(capsys):
+    from csplade_pyserini.quantize import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--precision", "int3"])  # without texts it lists the precisions; with a bad one it must not exit 0
+    assert e.value.code == 2 and "invalid choice: 'int3'" in capsys.readouterr().err
+
+
 def test_study_time_limit_stops_a_slow_precision_and_keeps_what_it_measured():
     """quantization_study's per-precision limit raises between Python steps and leaves no alarm behind."""
     import importlib.util
