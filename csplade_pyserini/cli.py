@@ -67,14 +67,25 @@ def parse_grouped(groups: dict[str, argparse.ArgumentParser], argv: list[str], p
     return ns
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a batch size or length of 0 would fail deep inside, or mean the default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def add_encoder_args(p: argparse.ArgumentParser, side: str = "passage"):
     from .encoder import DEFAULT_ENCODER
 
     p.add_argument("--encoder", default=DEFAULT_ENCODER,
                    help=f"encoder name under encoders/, a directory with card.json, or a HF checkpoint "
                         f"(default: {DEFAULT_ENCODER})")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
-    p.add_argument("--max-length", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
+    p.add_argument("--max-length", type=positive_int, default=None,
                    help=f"max tokens per {side} (default: the card's {side}_max_length)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (GPU if present; default: auto)")
     p.add_argument("--fp16", action="store_true", help="float16 weights (GPU); the default is the card's dtype")

@@ -78,6 +78,23 @@ def test_encode_unknown_encoder_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and "unknown encoder 'no-such-encoder'" in err[0]
 
 
+@pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--max-length", "0"), ("--max-length", "-3")])
+def test_encode_and_search_refuse_sizes_below_one(tmp_path, capsys, flag, value):
+    """A batch size of 0 failed deep inside (range step 0) and a max length of 0 quietly meant the card's."""
+    from csplade_pyserini.encode import main as encode_main
+    from csplade_pyserini.search import main as search_main
+
+    corpus = _corpus(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        encode_main(["input", "--corpus", str(corpus), "output", "--embeddings", str(tmp_path / "v"), "encoder",
+                     flag, value])
+    assert e.value.code == 2 and f"argument {flag}: expected an integer >= 1, got {value}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        search_main(["--index", str(tmp_path), "--topics", "t.tsv", "--output", str(tmp_path / "r.txt"), flag, value])
+    assert e.value.code == 2 and f"argument {flag}: expected an integer >= 1, got {value}" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()
+
+
 def test_shards_cover_the_corpus_exactly(tmp_path, tiny_checkpoint):
     from csplade_pyserini.encode import encode_corpus
 
