@@ -67,15 +67,22 @@ def parse_grouped(groups: dict[str, argparse.ArgumentParser], argv: list[str], p
     return ns
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a batch size or length of 0 would fail deep inside, or mean the default)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def int_at_least(low: int):
+    """argparse type: an integer >= ``low`` (a batch size or length of 0 would fail deep inside, or mean the
+    default; a negative count would be taken as a slice)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"  # what argparse names in its own messages
+    return parse
+
+
+positive_int = int_at_least(1)
 
 
 def add_encoder_args(p: argparse.ArgumentParser, side: str = "passage"):

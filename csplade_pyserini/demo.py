@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import UsageError, run
+from .cli import UsageError, int_at_least, positive_int, run
 from .collection_specs import subset_corpus
 from .bm25 import bm25_collection, bm25_search
 from .encoder import DEFAULT_ENCODER
@@ -35,13 +35,13 @@ def build_parser():
     p = argparse.ArgumentParser(prog="python -m csplade_pyserini.demo", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--collection", choices=sorted(COLLECTIONS), default="scifact")
-    p.add_argument("--max-docs", type=int, default=600,
+    p.add_argument("--max-docs", type=int_at_least(0), default=600,
                    help="documents in the demo corpus: all judged ones + a seeded sample (default: 600; 0 = all)")
     p.add_argument("--encoder", default=DEFAULT_ENCODER, help=f"encoder name or path (default: {DEFAULT_ENCODER})")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto = GPU if present)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--hits", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=positive_int, default=16, help="texts per forward pass (default: 16)")
+    p.add_argument("--hits", type=positive_int, default=1000, help="hits per query (default: 1000)")
+    p.add_argument("--threads", type=positive_int, default=2, help="indexing and search threads (default: 2)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--workdir", default=str(REPO_DIR / "runs" / "demo"),
                    help="scratch directory, replaced on every run (default: runs/demo)")

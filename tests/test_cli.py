@@ -95,6 +95,18 @@ def test_encode_and_search_refuse_sizes_below_one(tmp_path, capsys, flag, value)
     assert not (tmp_path / "v").exists()
 
 
+@pytest.mark.parametrize("flag, value, low", [("--max-docs", "-5", 0), ("--batch-size", "0", 1), ("--hits", "0", 1),
+                                             ("--threads", "x", 1)])
+def test_demo_refuses_bad_counts_before_any_work(tmp_path, capsys, flag, value, low):
+    from csplade_pyserini.demo import main
+
+    with pytest.raises(SystemExit) as e:
+        main([flag, value, "--workdir", str(tmp_path / "demo")])
+    shown = value if value.lstrip("-").isdigit() else repr(value)
+    assert e.value.code == 2 and f"argument {flag}: expected an integer >= {low}, got {shown}" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_shards_cover_the_corpus_exactly(tmp_path, tiny_checkpoint):
     from csplade_pyserini.encode import encode_corpus
 
