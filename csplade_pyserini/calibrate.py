@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from .cli import UsageError, run
+from .cli import UsageError, int_at_least, positive_int, run
 
 DEFAULT_MARGINS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0)
 DEFAULT_BONUSES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0)
@@ -430,7 +430,7 @@ def build_parser():
                    help="corpus JSONL (file or directory) to take the term statistics from; several corpora share "
                         "the sample equally (tuning ranks the first one's passages)")
     p.add_argument("--output", required=True, help="directory of the new encoder")
-    p.add_argument("--passages", type=int, default=2000,
+    p.add_argument("--passages", type=positive_int, default=2000,
                    help="seeded sample size for the term means, over all corpora (default: 2000)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--margin", type=float, default=None, help="fixed margin (logit_shift) instead of tuning it")
@@ -445,7 +445,7 @@ def build_parser():
     p.add_argument("--tf-bonuses", default=",".join(f"{b:g}" for b in DEFAULT_TF_BONUSES),
                    help="tf bonuses tried at every margin and bonus with --tune-topics (comma-separated; 0 = count "
                         "each token once)")
-    p.add_argument("--fit-steps", type=int, default=0,
+    p.add_argument("--fit-steps", type=int_at_least(0), default=0,
                    help="then train the per-term bias contrastively for up to this many full-batch steps on the "
                         "tuning queries' pooled scores (seconds per step; no forward pass), keeping the step that is "
                         "best on a held-out third of them (0: the corpus-mean bias as is)")
@@ -460,11 +460,11 @@ def build_parser():
                    help="rank the tuning queries (grid and --fit-steps) against N passages of the first corpus: "
                         "the sample's share, the judged ones, and seeded others to make up N; 'all' for the whole "
                         "corpus, which matches a full-corpus test (default 0: the sample's share and the judged)")
-    p.add_argument("--max-tune-queries", type=int, default=0, help="tune on a seeded sample of the queries (0: all)")
+    p.add_argument("--max-tune-queries", type=int_at_least(0), default=0, help="tune on a seeded sample of the queries (0: all)")
     p.add_argument("--scores-cache", default=None, metavar="FILE",
                    help="keep the pooled scores in FILE (.pt) and reuse them when texts and settings match: a new "
                         "--margins/--bonuses grid then takes seconds")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default=None)
     p.add_argument("--card", nargs="*", default=None, metavar="KEY=VALUE",
                    help="card settings of the new encoder, e.g. lowercase=true passage_max_length=256")

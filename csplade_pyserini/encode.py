@@ -17,7 +17,7 @@ import json
 import sys
 import time
 
-from .cli import UsageError, add_encoder_args, encoder_overrides, parse_grouped, run
+from .cli import UsageError, add_encoder_args, encoder_overrides, parse_grouped, positive_int, run
 from .pipeline import PIPELINE_CHOICES
 
 
@@ -30,7 +30,7 @@ def build_groups() -> dict[str, argparse.ArgumentParser]:
     i.add_argument("--docid-field", default=None, help="id field if not id/_id/docid")
     i.add_argument("--delimiter", default="\n", help="delimiter of fields inside 'contents' (default: newline)")
     i.add_argument("--shard-id", type=int, default=0, help="0-based shard to encode (default: 0)")
-    i.add_argument("--shard-num", type=int, default=1, help="number of shards (default: 1)")
+    i.add_argument("--shard-num", type=positive_int, default=1, help="number of shards (default: 1)")
     o = argparse.ArgumentParser(prog="output", add_help=False)
     o.add_argument("--embeddings", required=True, help="output directory for the JsonVectorCollection shard(s)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing shard file")

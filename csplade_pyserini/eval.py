@@ -18,7 +18,7 @@ import io
 import json
 from pathlib import Path
 
-from .cli import UsageError, run
+from .cli import UsageError, positive_int, run
 from . import jvm
 
 METRICS = {
@@ -244,7 +244,7 @@ def build_parser():
     p.add_argument("--compare", action="store_true",
                    help="with two runs A B: paired comparison B - A per metric (wins/ties/losses, randomization "
                         "test p, bootstrap 95%% interval)")
-    p.add_argument("--samples", type=int, default=10000, help="permutations and bootstrap samples of --compare")
+    p.add_argument("--samples", type=positive_int, default=10000, help="permutations and bootstrap samples of --compare")
     p.add_argument("--seed", type=int, default=13, help="seed of --compare")
     return p
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import add_encoder_args, run
+from .cli import add_encoder_args, positive_int, run
 
 
 def build_parser():
@@ -14,7 +14,7 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("text", nargs="+", help="the text(s) to explain")
     p.add_argument("--side", choices=["query", "passage"], default="query", help="encode as a query or a passage")
-    p.add_argument("--top", type=int, default=30, help="terms to print (default: 30)")
+    p.add_argument("--top", type=positive_int, default=30, help="terms to print (default: 30)")
     p.add_argument("--index", default=None,
                    help="queries of a lexical card with a df curve: weigh tokens by this Lucene index's document "
                         "frequencies, as search does (default: the card's reference corpus)")

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from .cli import UsageError, ensure_empty_dir, run
+from .cli import UsageError, ensure_empty_dir, int_at_least, positive_int, run
 
 QUERY_WEIGHTS_FILE = "query_weights.safetensors"
 QUERY_DF_FILE = "query_df.safetensors"
@@ -310,15 +310,15 @@ def build_parser():
                         "of the training queries (overfits a few hundred queries: see eval/training/README.md); df: "
                         "an offset that is a curve over the token's document frequency in --vectors (--knots "
                         "numbers, every token moves) (default: affine)")
-    p.add_argument("--knots", type=int, default=8,
+    p.add_argument("--knots", type=int_at_least(2), default=8,
                    help="--mode df: points of the curve over log document frequency (default: 8)")
-    p.add_argument("--steps", type=int, default=200, help="full-batch Adam steps (default: 200)")
+    p.add_argument("--steps", type=int_at_least(0), default=200, help="full-batch Adam steps (default: 200)")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default: 0.05)")
     p.add_argument("--l2", type=float, default=1e-3, help="L2 pull towards the starting table (default: 1e-3)")
     p.add_argument("--holdout", type=float, default=1 / 3,
                    help="share of the queries held out to choose the step (default: 1/3)")
     p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--eval-every", type=int, default=5, help="held-out evaluation every N steps (default: 5)")
+    p.add_argument("--eval-every", type=positive_int, default=5, help="held-out evaluation every N steps (default: 5)")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     return p
 

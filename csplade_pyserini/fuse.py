@@ -18,7 +18,7 @@ import argparse
 import math
 from pathlib import Path
 
-from .cli import UsageError, run
+from .cli import UsageError, positive_int, run
 
 METHODS = ("rrf", "interpolation")
 RRF_K = 60.0  # rrf's constant when none is given (Cormack et al.; Pyserini's)
@@ -124,8 +124,8 @@ def build_parser():
     p.add_argument("--weights", nargs="+", type=float, default=None,
                    help="interpolation: one weight per run (default: equal weights)")
     p.add_argument("--rrf-k", type=float, default=RRF_K, help=f"rrf: the constant k (default: {RRF_K:g})")
-    p.add_argument("--depth", type=int, default=1000, help="hits read from each run per query (default: 1000)")
-    p.add_argument("--hits", type=int, default=1000, help="hits written per query (default: 1000)")
+    p.add_argument("--depth", type=positive_int, default=1000, help="hits read from each run per query (default: 1000)")
+    p.add_argument("--hits", type=positive_int, default=1000, help="hits written per query (default: 1000)")
     p.add_argument("--run-tag", default="csplade-fused", help="tag in the last column of the fused run")
     return p
 

@@ -26,7 +26,7 @@ import re
 import sys
 from pathlib import Path
 
-from .cli import UsageError, ensure_empty_dir, run
+from .cli import UsageError, ensure_empty_dir, positive_int, run
 from .terms import EMPTY_DOC_TERM
 from . import jvm
 
@@ -243,7 +243,7 @@ def build_parser():
                                                   "with --bm25, a corpus JSONL file or directory")
     p.add_argument("--bm25", action="store_true", help="build a BM25 index of the corpus --input (for hybrids)")
     p.add_argument("--index", required=True, help="output index directory (must be empty or absent)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="indexing threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1, help="indexing threads (default: all cores)")
     p.add_argument("--store-raw", action="store_true", help="store each record's raw JSON (bigger index)")
     p.add_argument("--store-positions", action="store_true",
                    help="with --bm25: store term positions (phrase queries; bigger index)")

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cli import UsageError, run
+from .cli import UsageError, positive_int, run
 
 
 def read_qrels(path) -> dict[str, set[str]]:
@@ -111,8 +111,8 @@ def build_parser():
     p.add_argument("--topics", required=True, help="training topics: file or name (e.g. scifact-train)")
     p.add_argument("--qrels", required=True, help="training qrels: file or name")
     p.add_argument("--output", required=True, help="Tevatron JSONL to write")
-    p.add_argument("--depth", type=int, default=30, help="negatives kept per query from the top of the ranking")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--depth", type=positive_int, default=30, help="negatives kept per query from the top of the ranking")
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--index", default=None, help="search this CSPLADE impact index instead of BM25")
     p.add_argument("--encoder", default=None, help="query encoder for --index")
     return p

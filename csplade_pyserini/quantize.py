@@ -20,7 +20,7 @@ import sys
 import torch
 from torch import nn
 
-from .cli import UsageError, run
+from .cli import UsageError, positive_int, run
 
 # name -> (short description, run dtype of the unquantized parts)
 PRECISIONS = {
@@ -157,7 +157,7 @@ def build_parser():
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), metavar="PRECISION",
                    help=f"one of: {', '.join(PRECISIONS)} (default: fp32)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    p.add_argument("--top", type=int, default=15, help="terms to print per text (default: 15)")
+    p.add_argument("--top", type=positive_int, default=15, help="terms to print per text (default: 15)")
     return p
 
 

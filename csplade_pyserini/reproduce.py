@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import UsageError, run
+from .cli import UsageError, positive_int, run
 from .modeling.backbone import machine_summary  # noqa: F401  (where the eval scripts import it from)
 from .collection_specs import CollectionSpec, SpecError, _check_keys, load_yaml
 from .paths import REPO_DIR
@@ -512,8 +512,8 @@ def build_parser():
     p.add_argument("regression", nargs="+", help="eval/regressions/*.yaml file(s)")
     p.add_argument("--corpus-dir", default=None, help="folder holding user-provided corpora (msmarco-passage/, beir/...)")
     p.add_argument("--encoder", default=None, help="encoder name or path (overrides the regression's; needed for paper runs)")
-    p.add_argument("--gpus", type=int, default=1, help="encode with one process per GPU (default: 1)")
-    p.add_argument("--threads", type=int, default=None, help="indexing/search threads (default: all cores)")
+    p.add_argument("--gpus", type=positive_int, default=1, help="encode with one process per GPU (default: 1)")
+    p.add_argument("--threads", type=positive_int, default=None, help="indexing/search threads (default: all cores)")
     p.add_argument("--workdir", default=None, help="scratch folder (default: runs/reproduce/NAME; reused to resume; "
                                                   "a fusion regression's parts run beside it)")
     p.add_argument("--results-dir", default=None, help="where NAME.json goes (default: eval/results)")

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import UsageError, add_encoder_args, check_index, encoder_overrides, run
+from .cli import UsageError, add_encoder_args, check_index, encoder_overrides, positive_int, run
 
 
 def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None, hits=1000, batch_size=32,
@@ -284,8 +284,8 @@ def build_parser():
                    help="topics file (TSV 'qid<TAB>text', .tsv.gz, JSONL) or name (scifact-test, vaswani, "
                         "beir-v1.0.0-scifact-test, msmarco-passage-dev-subset, dl19-passage, dl20, ...)")
     p.add_argument("--output", required=True, help="run file to write")
-    p.add_argument("--hits", type=int, default=1000, help="hits per query (default: 1000)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--hits", type=positive_int, default=1000, help="hits per query (default: 1000)")
+    p.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
                    help="search threads of --searcher pyserini (default: all cores); direct search runs on one")
     p.add_argument("--searcher", choices=SEARCHERS, default="direct",
                    help="direct (default): Lucene top k without reading stored documents, one thread; pyserini: "
@@ -299,7 +299,7 @@ def build_parser():
     m.add_argument("--max-passage", action="store_true",
                    help="the index holds segments with docids DOC#N: write each document once, scored by its best "
                         "segment among the --hits retrieved")
-    m.add_argument("--max-passage-hits", type=int, default=100, help="documents per query with --max-passage (default: 100)")
+    m.add_argument("--max-passage-hits", type=positive_int, default=100, help="documents per query with --max-passage (default: 100)")
     m.add_argument("--max-passage-delimiter", default="#", help="docid delimiter of segments (default: #)")
     p.add_argument("--run-tag", default=None,
                    help="tag in the last column of a TREC run (default: csplade, or csplade-fused for a hybrid)")
@@ -312,7 +312,7 @@ def build_parser():
     h.add_argument("--fusion-weights", type=float, nargs=2, default=None, metavar=("W_CSPLADE", "W_BM25"),
                    help="interpolation weights (default: the card's, e.g. 0.6 0.4 for the default encoder, tuned on "
                         "SciFact dev; else 1 1)")
-    h.add_argument("--fusion-depth", type=int, default=1000, help="hits of each ranking fused (default: 1000)")
+    h.add_argument("--fusion-depth", type=positive_int, default=1000, help="hits of each ranking fused (default: 1000)")
     h.add_argument("--rrf-k", type=float, default=None, help="rrf's k (default: the card's, else 60)")
     p.add_argument("--ignore-index-encoder", action="store_true",
                    help="search even if the index records passages of an encoder that weighs them differently")
