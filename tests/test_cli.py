@@ -107,6 +107,24 @@ def test_demo_refuses_bad_counts_before_any_work(tmp_path, capsys, flag, value, 
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.parametrize("module, argv, flag, low", [
+    ("mine_negatives", ["--corpus", "c", "--topics", "t", "--qrels", "q", "--output", "o", "--depth", "0"], "--depth", 1),
+    ("index", ["--input", "v", "--index", "i", "--threads", "0"], "--threads", 1),
+    ("search", ["--index", "i", "--topics", "t", "--output", "o", "--hits", "0"], "--hits", 1),
+    ("fuse", ["--runs", "a", "b", "--output", "o", "--depth", "0"], "--depth", 1),
+    ("reproduce", ["r.yaml", "--gpus", "0"], "--gpus", 1),
+    ("fit_query_weights", ["--knots", "1"], "--knots", 2),
+    ("calibrate", ["--passages", "0"], "--passages", 1),
+])
+def test_count_flags_below_their_minimum_are_usage_errors(module, argv, flag, low, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(f"csplade_pyserini.{module}").main(argv)
+    assert e.value.code == 2
+    assert f"argument {flag}: expected an integer >= {low}" in capsys.readouterr().err
+
+
 def test_shards_cover_the_corpus_exactly(tmp_path, tiny_checkpoint):
     from csplade_pyserini.encode import encode_corpus
 
