@@ -16,7 +16,7 @@ from .modeling.backbone import (BaseModelError, load_causal_lm, load_tokenizer, 
                                 resolve_dtype, weights_sha256)
 from .modeling.card import CARD_FILE, CardError, EncoderCard
 from .modeling.head import DEFAULT_CHUNK_TOKENS
-from .modeling.model import CspladeModel
+from .modeling.model import CspladeModel, as_texts
 from .paths import encoders_dir
 from .sparse import quantize
 
@@ -179,6 +179,7 @@ class CspladeEncoder:
     def encode_ids(self, texts: list[str], side: str = "passage", max_length: int | None = None,
                    batch_size: int | None = None, progress=None):
         """Per text: (token ids, ints). Texts are bucketed by length (little padding); order is kept."""
+        texts = as_texts(texts)
         if side == "query" and self.lexical is not None:
             if not self.card.query_expansion:
                 return self.lexical.encode_ids(texts, max_length, self.stats, progress)

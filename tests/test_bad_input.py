@@ -186,3 +186,19 @@ def test_encoded_queries_file_errors_name_the_line(tmp_path, tiny_checkpoint, li
     f.write_text('{"id": "q0", "contents": "bar", "vector": {"bar": 3, "baz": 2.0}}\n')
     enc = CspladeQueryEncoder(str(tiny_checkpoint), device="cpu")
     assert enc.load_cache(f) == 1 and enc.encode("bar") == {"bar": 3, "baz": 2}
+
+
+@pytest.mark.parametrize("texts, message", [
+    ("cells and cancer", r"a list of strings, got a single str \(wrap it: \[text\]\)"),
+    (["ok", None], r"texts\[1\] is NoneType, not str"),
+    ([3], r"texts\[0\] is int, not str"),
+])
+def test_encoders_refuse_what_is_not_a_list_of_strings(tiny_checkpoint, texts, message):
+    """A single str used to be encoded character by character (one vector per letter); None failed in the tokenizer."""
+    from csplade_pyserini.encoder import CspladeEncoder
+
+    enc = CspladeEncoder.load(str(tiny_checkpoint), device="cpu", quiet=True)
+    for side in ("passage", "query"):
+        with pytest.raises(TypeError, match=message):
+            enc.encode(texts, side)
+    assert len(enc.encode(("cells", "cancer"), "passage")) == 2  # any sequence of strings is fine

@@ -32,7 +32,7 @@ from collections import Counter
 import torch
 
 from .card import CardError, EncoderCard
-from .model import bos_token_id, token_lists
+from .model import as_texts, bos_token_id, token_lists
 
 
 def df_position(df: float, n_docs: int, knots: int) -> tuple[int, float]:
@@ -268,7 +268,7 @@ class LexicalQueryEncoder:
         if side != "query":
             raise ValueError(f"a lexical query encoder encodes queries only, not {side!r} texts: passages need "
                              f"the model (CspladeEncoder)")
-        return self.queries.encode_ids(texts, max_length, self.stats, progress)
+        return self.queries.encode_ids(as_texts(texts), max_length, self.stats, progress)
 
     def encode(self, texts: list[str], side: str = "query", **kw) -> list[dict[str, int]]:
         terms = self.terms

@@ -76,6 +76,18 @@ def make_bidirectional(causal_lm) -> None:
             setattr(getattr(causal_lm.config, sub), "is_causal", False)
 
 
+def as_texts(texts) -> list[str]:
+    """``texts`` as a list, after checking it holds strings: a single str would otherwise be encoded character by
+    character, and a None or number would fail deep inside the tokenizer."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"texts must be a list of strings, got a single {type(texts).__name__} (wrap it: [text])")
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"texts[{bad}] is {type(texts[bad]).__name__}, not str: {texts[bad]!r:.60}")
+    return texts
+
+
 def token_lists(tokenizer, texts: list[str], prefix: str, lowercase: bool, special_ids) -> list[tuple[list, list]]:
     """Per text: its token ids and a pool flag per token (True = a text token, not the prefix or a special token),
     untruncated. The text (not the prefix) is lowercased first when ``lowercase``. The model and the lexical query
