@@ -130,8 +130,10 @@ def search_topics(index, topics, encoder="smollm2-135m-causal-base", output=None
     if output:
         write_run(results, output, output_format, run_tag or ("csplade-fused" if bm25_index else "csplade"))
     if not quiet:
+        no_hits = sum(not results.get(q) for q in qids)  # written as no lines; trec_eval -c scores them 0
         print(f"[search] {len(qids)} queries ({n_cached} from cache): encode {t_encode:.1f} s, search {t_search:.1f} s"
-              f"{fused}{f' -> {output}' if output else ''}", file=sys.stderr)
+              f"{fused}{f' -> {output}' if output else ''}"
+              f"{f' | {no_hits} without hits' if no_hits else ''}", file=sys.stderr)
     return results
 
 

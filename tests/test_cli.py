@@ -154,7 +154,7 @@ def test_quiet_encode_prints_nothing(tmp_path, tiny_checkpoint, capfd):
     assert hf_logging.is_progress_bar_enabled()
 
 
-def test_index_search_eval_with_tiny_model(tmp_path, tiny_checkpoint):
+def test_index_search_eval_with_tiny_model(tmp_path, tiny_checkpoint, capsys):
     from csplade_pyserini.encode import encode_corpus
     from csplade_pyserini.eval import evaluate
     from csplade_pyserini.index import build_impact_index
@@ -195,6 +195,13 @@ def test_index_search_eval_with_tiny_model(tmp_path, tiny_checkpoint):
     (tmp_path / "q.jsonl.encoder.json").unlink()
     assert search_topics(tmp_path / "idx", topics, str(tiny_checkpoint), tmp_path / "run4.txt", hits=10,
                          threads=1, encoded_queries=tmp_path / "q.jsonl", quiet=True) == run3
+    # a query none of whose terms is in the index gets no lines, and the summary counts it
+    (tmp_path / "none.jsonl").write_text('{"id": "q9", "contents": "zzz", "vector": {"no-such-term": 5}}\n')
+    capsys.readouterr()
+    got = search_topics(tmp_path / "idx", {"q1": "brain cancer", "q9": "zzz"}, str(tiny_checkpoint),
+                        tmp_path / "run5.txt", hits=10, threads=1, encoded_queries=tmp_path / "none.jsonl",
+                        stale_queries="keep")
+    assert got["q9"] == [] and got["q1"] and "| 1 without hits" in capsys.readouterr().err
 
 
 def test_index_records_its_encoder_and_search_checks_it(tmp_path, tiny_checkpoint):
