@@ -90,6 +90,9 @@ def load_topics(name_or_path: str) -> dict[str, str]:
             if qid is None or text is None:
                 raise TopicsError(f"{where}: a topic needs an id and a text")
             qid = str(qid).strip()
+            if not qid or any(c.isspace() for c in qid):
+                raise TopicsError(f"{where}: query id {qid!r} is empty or holds whitespace (a run line's fields are "
+                                  f"split on whitespace)")
             if qid in topics:
                 raise TopicsError(f"{where}: duplicate query id {qid!r}")
             topics[qid] = str(text)

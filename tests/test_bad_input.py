@@ -63,6 +63,12 @@ def test_topics_files_and_names(tmp_path):
     t.write_text("1\ta\n1\tb\n")
     with pytest.raises(TopicsError, match="duplicate query id '1'"):
         load_topics(str(t))
+    t.write_text("1\ta\nq 2\tb\n")  # the run would have 7 fields on that query's lines
+    with pytest.raises(TopicsError, match=r"t.tsv:2: query id 'q 2' is empty or holds whitespace"):
+        load_topics(str(t))
+    j.write_text('{"qid": "", "query": "x"}\n')
+    with pytest.raises(TopicsError, match=r"t.jsonl:1: query id '' is empty"):
+        load_topics(str(j))
     with pytest.raises(TopicsError, match="not a known name"):
         load_topics(str(tmp_path / "missing.tsv"))
     with pytest.raises(TopicsError, match="not a known name"):
