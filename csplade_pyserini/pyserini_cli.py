@@ -18,7 +18,8 @@ project's CLIs get:
     ``--max-length`` defaults to the card's ``passage_max_length`` instead of Pyserini's 256, and ``--fp16`` loads the
     model in float16 as our ``encode --fp16`` does (float32 on a CPU). The vectors are the ``{term: int}`` our
     ``encode`` writes.
-  - ``pyserini.search.lucene --impact``: queries are encoded by the card's query side (a lexical card loads no
+  - ``pyserini.search.lucene --impact`` (added when missing: without it Pyserini ignores ``--encoder`` and runs BM25
+    over the impact index): queries are encoded by the card's query side (a lexical card loads no
     model; with ``--batch-size`` above 1, a batch of queries goes through the model at once). A ``query_df_curve``
     card reads the index's document frequencies, and an index built by our ``index`` CLI is checked against the
     card (``--ignore-index-encoder``, taken out before Pyserini parses its arguments, skips the check, as in our
@@ -95,8 +96,11 @@ def rewrite_args(module: str, args: list[str]) -> tuple[list[str], list[str]]:
             extra = ["--max-length", str(card.passage_max_length)]
             args = args[:end] + extra + args[end:]
             added += extra
-    elif module == "pyserini.search.lucene":
-        if card_or_none(_value(args, "--encoder")) is not None and _value(args, "--min-idf") is None:
+    elif module == "pyserini.search.lucene" and card_or_none(_value(args, "--encoder")) is not None:
+        if "--impact" not in args:  # without it Pyserini ignores --encoder and runs BM25 over the impact index
+            args = args + ["--impact"]
+            added += ["--impact"]
+        if _value(args, "--min-idf") is None:
             args = args + ["--min-idf", "-1"]
             added += ["--min-idf", "-1"]
     return args, added

@@ -68,6 +68,11 @@ def test_search_gets_min_idf_minus_one_unless_given(tiny_checkpoint, tmp_path):
     cache.write_text("")
     assert rewrite_args("pyserini.search.lucene", base + ["--encoder", str(cache)])[1] == []
     assert rewrite_args("pyserini.index.lucene", base + ["--encoder", str(tiny_checkpoint)])[1] == []
+    # without --impact Pyserini would ignore --encoder and rank by BM25: the launcher adds it for a card
+    out, added = rewrite_args("pyserini.search.lucene", ["--index", "idx", "--encoder", str(tiny_checkpoint)])
+    assert added == ["--impact", "--min-idf", "-1"] and "--impact" in out
+    bm25 = ["--index", "idx", "--topics", "t.tsv", "--bm25"]
+    assert rewrite_args("pyserini.search.lucene", bm25) == (bm25, [])
 
 
 def _launch(*args, cwd):
