@@ -27,6 +27,10 @@ project's CLIs get:
     every document, so its scores would not be the encoder's dot products.
   Any other ``--encoder`` value (a Pyserini encoder, an encoded-queries ``.jsonl``) goes to Pyserini unchanged.
 
+* ``pyserini.index.lucene --collection JsonVectorCollection``: the shards get our ``index`` CLI's checks first (a
+  term holding whitespace, a weight that is not a non-negative integer, a document without terms, a duplicate id:
+  one error naming the record), since Anserini would split, truncate or skip them without a word.
+
 Every flag this launcher adds is printed on stderr. Example (SciFact, the default encoder):
 
     csplade-pyserini pyserini.encode input --corpus ../shared/data/scifact/corpus.jsonl --fields title text \\
@@ -185,6 +189,17 @@ def install_hooks(module: str, args: list[str], check_index: bool = True) -> Non
     LuceneImpactSearcher.batch_search = batch_search
 
 
+def check_vector_input(module: str, args: list[str]) -> None:
+    """``pyserini.index.lucene`` of JsonVectorCollection shards gets our index's checks first
+    (index.check_shards): a term with whitespace, a fractional weight or a document without terms is an error naming
+    the record, instead of an index that split, truncated or skipped it."""
+    if module == "pyserini.index.lucene" and _value(args, "--collection") == "JsonVectorCollection" \
+            and _value(args, "--input") is not None:
+        from .index import check_shards
+
+        check_shards(_value(args, "--input"))
+
+
 def resolve_module(name: str) -> str:
     module = name if name.startswith("pyserini") else f"pyserini.{name}"
     try:
@@ -209,6 +224,7 @@ def _main(argv=None):
     if added:
         print(f"csplade-pyserini: added {' '.join(added)} for the CSPLADE encoder (see --help)", file=sys.stderr)
     install_hooks(module, args, check_index)
+    check_vector_input(module, args)
     sys.argv = [module] + args
     runpy.run_module(module, run_name="__main__", alter_sys=True)
     return 0

@@ -152,3 +152,18 @@ def test_pyserini_clis_through_the_launcher_match_ours(tmp_path, tiny_checkpoint
     out = _launch("pyserini.eval.trec_eval", "-c", "-m", "recip_rank", "qrels.txt", "prun.txt", cwd=tmp_path)
     assert "recip_rank" in out.stdout and "all" in out.stdout
     assert out.stderr.count("WARNING") == 0, out.stderr
+
+
+def test_pyserini_vector_indexing_gets_our_record_checks(tmp_path):
+    from csplade_pyserini.cli import UsageError
+    from csplade_pyserini.pyserini_cli import check_vector_input
+
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "e.jsonl").write_text('{"id": "a", "contents": "", "vector": {"x y": 3}}\n')
+    args = ["--collection", "JsonVectorCollection", "--input", str(tmp_path / "v"), "--index", "i", "--impact",
+            "--pretokenized"]
+    with pytest.raises(UsageError, match=r"e.jsonl:1: document 'a': term 'x y' is empty or holds whitespace"):
+        check_vector_input("pyserini.index.lucene", args)
+    check_vector_input("pyserini.index.lucene", ["--collection", "JsonCollection"] + args[2:])  # not vectors: left alone
+    (tmp_path / "v" / "e.jsonl").write_text('{"id": "a", "contents": "", "vector": {"x": 3}}\n')
+    check_vector_input("pyserini.index.lucene", args)
