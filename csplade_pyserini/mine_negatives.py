@@ -20,14 +20,14 @@ from .cli import UsageError, positive_int, run
 
 
 def read_qrels(path) -> dict[str, set[str]]:
+    """qid -> its judged positives (relevance > 0); a malformed line is a UsageError naming it."""
+    from .eval import check_trec_lines
+
+    check_trec_lines(Path(path), "qrels")
     rel: dict[str, set[str]] = {}
-    for lineno, line in enumerate(open(path, encoding="utf-8"), 1):
+    for line in open(path, encoding="utf-8"):
         parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 4:
-            raise UsageError(f"{path}:{lineno}: expected 'qid 0 docid rel'")
-        if int(parts[3]) > 0:
+        if parts and int(parts[3]) > 0:
             rel.setdefault(parts[0], set()).add(parts[2])
     return rel
 
@@ -44,9 +44,11 @@ def mine(corpus, topics, qrels, output, depth=30, threads=2, index=None, encoder
         docs[str(doc_id(d, None))] = {"title": d.get("title", ""), "text": d.get("text", d.get("contents", ""))}
     topics = load_topics(topics)
     rel = read_qrels(qrels_path(qrels))
-    qids = [q for q in topics if q in rel]
+    unjudged = sum(q not in rel for q in topics)
+    missing = sorted({d for q in topics for d in rel.get(q, ()) if d not in docs})  # judged, not in this corpus
+    qids = [q for q in topics if rel.get(q, set()) - set(missing)]
     if not qids:
-        raise UsageError("no topic has a judged positive in the qrels")
+        raise UsageError("no topic has a judged positive in the qrels that is in the corpus")
     jvm.bootstrap()
     with tempfile.TemporaryDirectory() as tmp:
         if index is None:
@@ -71,7 +73,9 @@ def mine(corpus, topics, qrels, output, depth=30, threads=2, index=None, encoder
                 "query_id": q, "query": topics[q],
                 "positive_passages": [{"docid": d, **docs[d]} for d in sorted(rel[q]) if d in docs],
                 "negative_passages": [{"docid": d, **docs[d]} for d in negs]}, ensure_ascii=False) + "\n")
-    return {"queries": len(qids), "negatives_per_query": n_neg / len(qids)}
+    return {"queries": len(qids), "negatives_per_query": n_neg / len(qids), "topics": len(topics),
+            "skipped_unjudged": unjudged, "skipped_positives_not_in_corpus": len(topics) - unjudged - len(qids),
+            "positives_not_in_corpus": len(missing)}
 
 
 PROVENANCE_SUFFIX = ".mined.json"
@@ -123,8 +127,13 @@ def _main(argv=None):
     a = build_parser().parse_args(argv)
     info = mine(a.corpus, a.topics, a.qrels, a.output, a.depth, a.threads, a.index, a.encoder)
     write_provenance(a.output, argv, {**info, "depth": a.depth}, a.index, a.encoder)
-    print(f"[mine] {info['queries']} queries, {info['negatives_per_query']:.1f} negatives each -> {a.output}",
-          file=sys.stderr)
+    skipped = [f"{info[k]} {what}" for k, what in (
+        ("skipped_unjudged", "without a judged positive"),
+        ("skipped_positives_not_in_corpus", "whose judged positives are not in the corpus")) if info[k]]
+    print(f"[mine] {info['queries']} of {info['topics']} queries, {info['negatives_per_query']:.1f} negatives each -> "
+          f"{a.output}" + (f" | skipped: {', '.join(skipped)}" if skipped else "")
+          + (f" | {info['positives_not_in_corpus']} judged documents not in the corpus (left out)"
+             if info["positives_not_in_corpus"] else ""), file=sys.stderr)
 
 
 def main(argv=None):

@@ -210,6 +210,14 @@ def test_mine_negatives_with_bm25(tmp_path):
         assert negs and len(negs) <= 3 and not pos & set(negs)
     # d5 (judged 0) may be a negative of q2; d5 mentions 'gene', so BM25 ranks it first among non-positives
     assert rows[1]["negative_passages"][0]["docid"] == "d5"
+    assert info["skipped_unjudged"] == 1 and info["positives_not_in_corpus"] == 0  # q3: counted, not written
+    # a query whose only positive is not in the corpus is skipped and counted (it was written with no positive)
+    (tmp_path / "qrels.txt").write_text("q1 0 d0 1\nq2 0 d99 1\n")
+    info = mine(corpus, str(tmp_path / "q.tsv"), str(tmp_path / "qrels.txt"), tmp_path / "train2.jsonl", depth=3,
+                threads=1)
+    assert [json.loads(line)["query_id"] for line in open(tmp_path / "train2.jsonl")] == ["q1"]
+    assert (info["queries"], info["skipped_unjudged"], info["skipped_positives_not_in_corpus"],
+            info["positives_not_in_corpus"]) == (1, 1, 1, 1)
 
 
 def test_mined_negatives_record_their_command_into_the_shipped_stages(tmp_path):
