@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 
 from .cli import UsageError, positive_int, run
@@ -51,6 +52,7 @@ def check_trec_lines(path: Path, kind: str) -> int:
     relevance that is not a number, is a UsageError naming it (trec_eval would fail on it deep inside)."""
     layout, n_fields, *numbers = TREC_LAYOUTS[kind]
     n = 0
+    qid, docids = None, set()  # a run's documents of the current query (runs are written query by query)
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
@@ -68,6 +70,13 @@ def check_trec_lines(path: Path, kind: str) -> int:
                 except ValueError:
                     raise UsageError(f"{path}:{lineno}: {layout.split()[i]} {parts[i]!r} is not "
                                      f"{'an integer' if cast is int else 'a number'}") from None
+            if kind == "run":
+                if parts[0] != qid:
+                    qid, docids = parts[0], set()
+                if parts[2] in docids:
+                    raise UsageError(f"{path}:{lineno}: document {parts[2]!r} is ranked twice for query {qid!r} "
+                                     f"(trec_eval refuses a run with duplicates)")
+                docids.add(parts[2])
             n += 1
     return n
 
@@ -124,9 +133,14 @@ def _trec_eval(run_file: Path, qrels_file: Path, metrics, per_query: bool = Fals
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     flags = _merged_flags([f for m in metrics for f in METRICS[m][0]])
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        trec_eval(["trec_eval", "-c", *(["-q"] if per_query else []), *flags, str(qrels_file), str(run_file)])
+    buf, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
+            trec_eval(["trec_eval", "-c", *(["-q"] if per_query else []), *flags, str(qrels_file), str(run_file)])
+    except (IndexError, ValueError):  # Pyserini parses trec_eval's output, which is empty when trec_eval failed
+        raise UsageError(f"trec_eval failed on {run_file} with {qrels_file}: "
+                         f"{' '.join(err.getvalue().split())[:300] or 'no message'}") from None
+    sys.stderr.write(err.getvalue())
     wanted = {METRICS[m][1] for m in metrics}
     printed: dict[str, dict[str, float]] = {}  # measure -> {qid or "all": value}, the output read once
     for line in buf.getvalue().splitlines():

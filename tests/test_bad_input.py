@@ -162,6 +162,9 @@ def test_vectors_from_elsewhere_are_checked_before_indexing(tmp_path, vector, me
     ("run", "q1 Q0 d1 1 high t\n", r"score 'high' is not a number"),
     ("qrels", "q1 0 d1\n", r"q\.txt:1: 3 fields, a qrels line has 4"),
     ("qrels", "q1 0 d1 yes\n", r"relevance 'yes' is not an integer"),
+    ("run", "q1 Q0 d1 1 2.0 t\nq1 Q0 d1 2 1.0 t\n", r"r\.txt:2: document 'd1' is ranked twice for query 'q1'"),
+    # interleaved queries: not seen line by line, but trec_eval's own refusal is a one-line error, not an IndexError
+    ("run", "q1 Q0 d1 1 2.0 t\nq2 Q0 d1 1 2.0 t\nq1 Q0 d1 2 1.0 t\n", r"trec_eval failed on .*r\.txt.*duplicate docs"),
 ])
 def test_malformed_run_and_qrels_lines_are_named(tmp_path, kind, text, message):
     from csplade_pyserini.cli import UsageError
