@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -66,10 +67,11 @@ def check_trec_lines(path: Path, kind: str) -> int:
                                  f"{raw.decode().strip()[:80]!r}")
             for i, cast in filter(None, numbers):
                 try:
-                    cast(parts[i])
+                    if not math.isfinite(cast(parts[i])):  # trec_eval sorts by score: NaN would reorder silently
+                        raise ValueError
                 except ValueError:
                     raise UsageError(f"{path}:{lineno}: {layout.split()[i]} {parts[i]!r} is not "
-                                     f"{'an integer' if cast is int else 'a number'}") from None
+                                     f"{'an integer' if cast is int else 'a finite number'}") from None
             if kind == "run":
                 if parts[0] != qid:
                     qid, docids = parts[0], set()

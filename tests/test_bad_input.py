@@ -159,7 +159,8 @@ def test_vectors_from_elsewhere_are_checked_before_indexing(tmp_path, vector, me
 @pytest.mark.parametrize("kind, text, message", [
     ("run", "q1 Q0 d1 1 2.0 t\nq1 Q0 d2\n", r"r\.txt:2: 3 fields, a run line has 6"),
     ("run", "q1 Q0 d1 one 2.0 t\n", r"r\.txt:1: rank 'one' is not an integer"),
-    ("run", "q1 Q0 d1 1 high t\n", r"score 'high' is not a number"),
+    ("run", "q1 Q0 d1 1 high t\n", r"score 'high' is not a finite number"),
+    ("run", "q1 Q0 d1 1 nan t\nq1 Q0 d2 2 1.0 t\n", r"r\.txt:1: score 'nan' is not a finite number"),
     ("qrels", "q1 0 d1\n", r"q\.txt:1: 3 fields, a qrels line has 4"),
     ("qrels", "q1 0 d1 yes\n", r"relevance 'yes' is not an integer"),
     ("run", "q1 Q0 d1 1 2.0 t\nq1 Q0 d1 2 1.0 t\n", r"r\.txt:2: document 'd1' is ranked twice for query 'q1'"),
