@@ -57,6 +57,9 @@ def passage_texts(texts, titles=None) -> list[str]:
     """What the encoder reads of each passage: its title and text joined by :func:`join_text` (``titles`` given),
     else the text ("" for None). Pyserini's DocumentEncoder signature: the encode CLI and CspladeDocumentEncoder."""
     if titles is not None:
+        titles, texts = list(titles), list(texts)
+        if len(titles) != len(texts):  # zip would drop the passages past the shorter list
+            raise ValueError(f"{len(titles)} titles for {len(texts)} texts: give one title per text (or none)")
         return [join_text(ti, te) for ti, te in zip(titles, texts)]
     return [t or "" for t in texts]
 

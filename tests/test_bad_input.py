@@ -212,3 +212,12 @@ def test_encoders_refuse_what_is_not_a_list_of_strings(tiny_checkpoint, texts, m
         with pytest.raises(TypeError, match=message):
             enc.encode(texts, side)
     assert len(enc.encode(("cells", "cancer"), "passage")) == 2  # any sequence of strings is fine
+
+
+def test_titles_and_texts_must_pair_up():
+    """Pyserini's DocumentEncoder.encode(texts, titles): zip used to drop the passages past the shorter list."""
+    from csplade_pyserini.corpus import passage_texts
+
+    assert len(passage_texts(["a", "b"], ["t1", "t2"])) == 2
+    with pytest.raises(ValueError, match="1 titles for 2 texts"):
+        passage_texts(["a", "b"], ["t1"])
