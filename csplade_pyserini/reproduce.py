@@ -61,6 +61,10 @@ def load_regression(path) -> dict:
                 raise SpecError(f"{where}: unknown metric {m!r} in {ts} (known: {list(METRICS)})")
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise SpecError(f"{where}: expected value of {ts}.{m} must be a number in [0, 1], got {v!r}")
+    for key in ("tolerance", "cross_dtype_tolerance"):
+        v = d.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise SpecError(f"{where}: {key} must be a number in [0, 1), got {v!r}")
     d.setdefault("role", "paper" if d["kind"] == "paper" else "shipped")
     if d["role"] not in ROLES:
         raise SpecError(f"{where}: role must be one of {ROLES}, got {d['role']!r}")

@@ -45,6 +45,11 @@ def test_bad_yaml_and_bad_values_give_clear_errors(tmp_path):
                                    "evaluations": {"dev": {"ndcg@10": 0.5}}}))
     with pytest.raises(SpecError, match="topic set 'dev' is not in collection 'scifact'"):
         load_regression(bad)
+    for key, value in (("tolerance", -1), ("cross_dtype_tolerance", "wide")):  # -1 was taken as the default band
+        bad.write_text(yaml.safe_dump({"name": "x", "kind": "shipped", "collection": "scifact", key: value,
+                                       "evaluations": {"test": {"ndcg@10": 0.5}}}))
+        with pytest.raises(SpecError, match=rf"{key} must be a number in \[0, 1\), got {value!r}"):
+            load_regression(bad)
     bad.write_text(yaml.safe_dump({"name": "x", "kind": "shipped", "collection": "nope", "evaluations": {}}))
     with pytest.raises(SpecError, match="file not found"):
         load_regression(bad)
