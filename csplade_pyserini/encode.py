@@ -13,6 +13,7 @@ or Anserini's IndexCollection (-collection JsonVectorCollection -impact -pretoke
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -48,8 +49,6 @@ def build_groups() -> dict[str, argparse.ArgumentParser]:
 def encoder_identity(encoder, card_overrides=None, max_length=None) -> str:
     """A checksum of what determines the output: the card's settings (not its scores, description or dtype) and
     the adapter weights. A resumed or skipped shard must come from the same identity."""
-    import hashlib
-
     from .encoder import resolve_card
     from .modeling.card import EncoderCard
     from .writer import sha256_file
@@ -99,12 +98,22 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     target = out / shard_filename(shard_id, shard_num)
     manifest = meta_dir(out) / (target.name + ".json")
     identity = encoder_identity(encoder, card_overrides, max_length)
+    size = check.n_docs // shard_num
+    start = shard_id * size
+    end = check.n_docs if shard_id == shard_num - 1 else start + size
+    n_in = end - start
+    ids_sha256 = hashlib.sha256("\n".join(check.ids[start:end]).encode("utf-8")).hexdigest()
     if resume and target.exists() and manifest.exists():
         done = json.loads(manifest.read_text())
         if done.get("encoder_identity", identity) != identity:
             raise UsageError(f"{target} was encoded by a different encoder (card or adapter weights changed); "
                              f"delete {out} (and its .manifest) to encode again")
-        if done.get("sha256") == sha256_file(target):
+        same_docs = done.get("docs_in", n_in) == n_in and done.get("ids_sha256", ids_sha256) == ids_sha256
+        if not same_docs and not overwrite:
+            what = (f"{done['docs_in']:,} documents; the corpus now gives this shard {n_in:,}"
+                    if done.get("docs_in", n_in) != n_in else "other document ids than the corpus now has")
+            raise UsageError(f"{target} was encoded from {what}: pass --overwrite to encode it again")
+        if same_docs and done.get("sha256") == sha256_file(target):
             if not quiet:
                 print(f"[encode] {target} is complete ({done['docs_out']:,} docs): skipped", file=sys.stderr)
             return done
@@ -113,10 +122,6 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
                          f"when complete)")
     if shard_num == 1 and out.exists() and any(p != target for p in out.iterdir()):
         raise UsageError(f"output directory {out} exists and is not empty")
-    size = check.n_docs // shard_num
-    start = shard_id * size
-    end = check.n_docs if shard_id == shard_num - 1 else start + size
-    n_in = end - start
 
     enc = CspladeEncoder.load(encoder, device=device, dtype="float16" if fp16 else None, compile=compile,
                               batch_size=batch_size, quiet=quiet, **(card_overrides or {}))
@@ -175,7 +180,7 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
     if writer.n_written != n_in:
         raise RuntimeError(f"document count mismatch: {n_in} in, {writer.n_written} written")
     summary = {
-        "docs_in": n_in, "docs_out": writer.n_written, "empty_texts": stats.get("empty_texts", 0),
+        "docs_in": n_in, "ids_sha256": ids_sha256, "docs_out": writer.n_written, "empty_texts": stats.get("empty_texts", 0),
         "empty_vectors": writer.n_placeholder, "truncated": stats.get("truncated", 0),
         "tokens": stats.get("tokens", 0), "seconds": seconds,
         "docs_per_s": round(timed_docs / max(seconds, 1e-9), 2), "timed_docs": timed_docs, "resumed_docs": n_done,

@@ -372,6 +372,25 @@ def test_training_imports_print_no_offline_kernel_noise():
     assert "kernels-community" not in out.stderr and "publisher trust" not in out.stderr, out.stderr
 
 
+def test_resume_does_not_skip_a_shard_of_other_documents(tmp_path, tiny_checkpoint):
+    """--resume skipped a complete shard even after the corpus changed, so added documents never reached the index."""
+    from csplade_pyserini.encode import encode_corpus
+
+    docs = [{"id": "d0", "text": "cells"}, {"id": "d1", "text": "mice"}]
+    kw = dict(device="cpu", quiet=True)
+    encode_corpus(_corpus(tmp_path, docs), tmp_path / "v", str(tiny_checkpoint), **kw)
+    assert encode_corpus(_corpus(tmp_path, docs), tmp_path / "v", str(tiny_checkpoint), resume=True, **kw)["docs_in"] == 2
+    with pytest.raises(UsageError, match="encoded from 2 documents; the corpus now gives this shard 3"):
+        encode_corpus(_corpus(tmp_path, docs + [{"id": "d2", "text": "brain"}]), tmp_path / "v", str(tiny_checkpoint),
+                      resume=True, **kw)
+    renamed = [docs[0], {"id": "d9", "text": "mice"}]
+    with pytest.raises(UsageError, match="other document ids than the corpus now has"):
+        encode_corpus(_corpus(tmp_path, renamed), tmp_path / "v", str(tiny_checkpoint), resume=True, **kw)
+    again = encode_corpus(_corpus(tmp_path, renamed), tmp_path / "v", str(tiny_checkpoint), resume=True,
+                          overwrite=True, **kw)
+    assert again["docs_out"] == 2 and "d9" in (tmp_path / "v" / "embeddings.jsonl").read_text()
+
+
 @pytest.mark.parametrize("legacy_progress,pipeline", [(False, "off"), (True, "off"), (False, "on")],
                          ids=["timed", "progress-without-seconds", "pipelined"])
 def test_interrupted_shard_resumes_without_loss_or_duplicates(tmp_path, tiny_checkpoint, monkeypatch, legacy_progress,
