@@ -6,9 +6,9 @@
 Runs Anserini's IndexCollection with -collection JsonVectorCollection -impact -pretokenized, after checking the
 shards (manifests, document counts, duplicate ids; every record of a shard without our manifest: terms without
 whitespace, non-negative integer weights, at least one positive), and checks afterwards that every document was
-indexed. When the
-shards' manifests name the encoder (our encode writes them), the index gets csplade-encoder.json: the encoder's name
-and passage weighting, which search checks its query encoder against. Shards of two encoders are refused.
+indexed. When the shards' manifests name the encoder (our encode writes them), the index gets csplade-encoder.json:
+the encoder's name and passage weighting, which search checks its query encoder against. Shards of two encoders are
+refused.
 
 With --bm25, --input is a corpus instead (a JSONL file or a directory of them, records {id|_id|docid, title and
 text | contents}, checked first) and the index is a BM25 one (Anserini JsonCollection, Lucene's default English
