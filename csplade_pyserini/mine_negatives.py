@@ -45,8 +45,8 @@ def mine(corpus, topics, qrels, output, depth=30, threads=2, index=None, encoder
     topics = load_topics(topics)
     rel = read_qrels(qrels_path(qrels))
     unjudged = sum(q not in rel for q in topics)
-    missing = sorted({d for q in topics for d in rel.get(q, ()) if d not in docs})  # judged, not in this corpus
-    qids = [q for q in topics if rel.get(q, set()) - set(missing)]
+    missing = {d for q in topics for d in rel.get(q, ()) if d not in docs}  # judged, not in this corpus
+    qids = [q for q in topics if rel.get(q, set()) - missing]
     if not qids:
         raise UsageError("no topic has a judged positive in the qrels that is in the corpus")
     jvm.bootstrap()
