@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .terms import is_one_token
+
 ID_KEYS = ("id", "_id", "docid")
 
 
@@ -100,7 +102,7 @@ def check_jsonl_corpus(path, fields=("text",), docid_field=None, delimiter="\n",
                 if not isinstance(_id, (str, int)):
                     raise CorpusError(f"{where}: document id must be a string or int, got {type(_id).__name__}")
                 _id = str(_id)
-                if any(c.isspace() for c in _id):
+                if not is_one_token(_id):
                     raise CorpusError(f"{where}: document id {_id!r} contains whitespace (TREC runs split on it)")
                 if _id in seen:
                     raise CorpusError(f"{where}: duplicate document id {_id!r} (first at {seen[_id]})")

@@ -22,7 +22,7 @@ from pyserini.encode import DocumentEncoder, QueryEncoder  # noqa: E402
 from .corpus import passage_texts  # noqa: E402
 from .encoder import CspladeEncoder, load_query_encoder  # noqa: E402
 from .modeling.card import EncoderCard  # noqa: E402
-from .terms import EMPTY_DOC_TERM  # noqa: E402
+from .terms import EMPTY_DOC_TERM, is_integral  # noqa: E402
 
 
 class CspladeDocumentEncoder(DocumentEncoder):
@@ -116,13 +116,12 @@ class CspladeQueryEncoder(QueryEncoder):
                 try:
                     obj = json.loads(line)
                     vector = obj["vector"]
-                    bad = next(((k, v) for k, v in vector.items()
-                                if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v)), None)
+                    bad = next(((k, v) for k, v in vector.items() if not is_integral(v)), None)
                     if bad:
                         raise ValueError(f"term {bad[0]!r} has weight {bad[1]!r}, not an integer (impact queries take "
                                          f"integer weights: quantize first)")
                     self.cache[obj["contents"]] = {str(k): int(v) for k, v in vector.items()}
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as e:
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                     raise UsageError(f"{path}:{lineno}: not an encoded query ({e.__class__.__name__}: {e})") from None
                 n += 1
         self.has_encoded_query = True

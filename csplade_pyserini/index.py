@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from .cli import UsageError, ensure_empty_dir, positive_int, run
-from .terms import EMPTY_DOC_TERM
+from .terms import EMPTY_DOC_TERM, is_integral, is_one_token
 from . import jvm
 
 _ID = re.compile(r'^\{"id": ("(?:[^"\\]|\\.)*")')
@@ -42,13 +42,10 @@ def _quiet_anserini():
     autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(level.WARN)
 
 
-def vector_problem(rec) -> str | None:
-    """What Anserini's pretokenized impact indexing would get wrong in one JsonVectorCollection record, or None.
-    It repeats each term ``weight`` times and splits on whitespace, so a term holding a space becomes two terms; it
-    truncates a fractional weight (0.7 indexes nothing); it skips a document without terms."""
-    if not isinstance(rec, dict) or "id" not in rec:
-        return "not a JsonVectorCollection record ({\"id\", \"contents\", \"vector\"})"
-    vector = rec.get("vector")
+def vector_problem(vector) -> str | None:
+    """What Anserini's pretokenized impact indexing would get wrong in one JsonVectorCollection record's ``vector``,
+    or None. It repeats each term ``weight`` times and splits on whitespace, so a term holding a space becomes two
+    terms; it truncates a fractional weight (0.7 indexes nothing); it skips a document without terms."""
     if not isinstance(vector, dict):
         return "no \"vector\" object"
     weights = vector.values()
@@ -56,9 +53,9 @@ def vector_problem(rec) -> str | None:
             "\0".join(vector)) and "" not in vector:  # the usual case, ~8x faster than the loop that names the problem
         return None
     for term, w in vector.items():
-        if not term or any(c.isspace() for c in term):
+        if not is_one_token(term):
             return f"term {term!r} is empty or holds whitespace (pretokenized indexing splits terms on whitespace)"
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < float("inf") or w != int(w):
+        if not is_integral(w) or w < 0:
             return (f"term {term!r} has weight {w!r}; impact indexes take non-negative integers (quantize first, "
                     f"e.g. round(100 * w))")
     if not any(vector.values()):
@@ -94,7 +91,7 @@ def check_shards(input_dir: str | Path) -> int:
                     docid = json.loads(m.group(1)) if m else str(rec["id"])
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise UsageError(f"{f}:{lineno}: not a JsonVectorCollection record") from None
-                problem = vector_problem(rec) if check_vectors else None
+                problem = vector_problem(rec.get("vector")) if check_vectors else None
                 if problem:
                     raise UsageError(f"{f}:{lineno}: document {docid!r}: {problem}")
                 if docid in seen:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .cli import UsageError, run
+from .terms import is_one_token
 
 
 def windows(words: list[str], size: int, stride: int) -> list[list[str]]:
@@ -41,7 +42,7 @@ def segment_corpus(corpus, output, fields=("text",), words: int = 150, stride: i
     if words < 1 or not 1 <= stride <= words:
         raise UsageError(f"--words must be >= 1 and --stride in 1..--words (a larger stride skips text); "
                          f"got --words {words} --stride {stride}")
-    if not docid_delimiter or any(c.isspace() for c in docid_delimiter):
+    if not is_one_token(docid_delimiter):
         raise UsageError(f"--docid-delimiter must be non-empty and without whitespace, got {docid_delimiter!r}")
     out = Path(output)
     if out.exists() and not overwrite:

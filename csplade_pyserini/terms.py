@@ -10,10 +10,24 @@ Case is kept: ``cell``, ``Ġcell`` and ``ĠCell`` are different terms, as they a
 """
 from __future__ import annotations
 
+import math
+
 RESERVED_PREFIX = "<csplade:"
 # Term written for a document whose vector is empty: Anserini skips documents without terms, so an empty text
 # would silently vanish from the index. No query ever contains this term, so it never changes a score.
 EMPTY_DOC_TERM = "<csplade:empty>"
+
+
+def is_one_token(s: str) -> bool:
+    """Non-empty and without whitespace: what a whitespace split keeps whole (Anserini's pretokenized analyzer, the
+    fields of a TREC run line). Index terms, document and query ids must be."""
+    return bool(s) and not any(c.isspace() for c in s)
+
+
+def is_integral(w) -> bool:
+    """A weight an impact index or query stores as read: an int, or a finite float with an integral value (JSON's
+    3.0); not a bool. Anserini truncates anything else."""
+    return not isinstance(w, bool) and isinstance(w, (int, float)) and math.isfinite(w) and w == int(w)
 
 
 def special_token_ids(tokenizer) -> set[int]:
@@ -38,7 +52,7 @@ class TermMap:
             if idx in self.special_ids or tok is None:
                 continue
             term = tok
-            if (not term or any(c.isspace() for c in term) or term.startswith(RESERVED_PREFIX)
+            if (not is_one_token(term) or term.startswith(RESERVED_PREFIX)
                     or term in self.term_to_id):
                 term = f"{RESERVED_PREFIX}id:{idx}>"
             self.id_to_term[idx] = term

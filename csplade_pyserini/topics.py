@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .paths import data_dir
+from .terms import is_one_token
 
 ANSERINI = "anserini-tools-topics-and-qrels"
 BEIR_SHIPPED = ("arguana", "fiqa", "nfcorpus", "scidocs", "scifact", "trec-covid")
@@ -90,7 +91,7 @@ def load_topics(name_or_path: str) -> dict[str, str]:
             if qid is None or text is None:
                 raise TopicsError(f"{where}: a topic needs an id and a text")
             qid = str(qid).strip()
-            if not qid or any(c.isspace() for c in qid):
+            if not is_one_token(qid):
                 raise TopicsError(f"{where}: query id {qid!r} is empty or holds whitespace (a run line's fields are "
                                   f"split on whitespace)")
             if qid in topics:
