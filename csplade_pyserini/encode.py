@@ -108,10 +108,11 @@ def encode_corpus(corpus, embeddings, encoder="smollm2-135m-causal-base", fields
         if done.get("encoder_identity", identity) != identity:
             raise UsageError(f"{target} was encoded by a different encoder (card or adapter weights changed); "
                              f"delete {out} (and its .manifest) to encode again")
-        same_docs = done.get("docs_in", n_in) == n_in and done.get("ids_sha256", ids_sha256) == ids_sha256
+        same_count = done.get("docs_in", n_in) == n_in  # a manifest from before ids_sha256: the count alone
+        same_docs = same_count and done.get("ids_sha256", ids_sha256) == ids_sha256
         if not same_docs and not overwrite:
-            what = (f"{done['docs_in']:,} documents; the corpus now gives this shard {n_in:,}"
-                    if done.get("docs_in", n_in) != n_in else "other document ids than the corpus now has")
+            what = (f"{done['docs_in']:,} documents; the corpus now gives this shard {n_in:,}" if not same_count
+                    else "other document ids than the corpus now has")
             raise UsageError(f"{target} was encoded from {what}: pass --overwrite to encode it again")
         if same_docs and done.get("sha256") == sha256_file(target):
             if not quiet:
